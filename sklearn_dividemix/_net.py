@@ -1,0 +1,180 @@
+"""The skorch net that DivideMix trains: one net's warm-up and MixMatch steps.
+
+skorch does what it already does well: building the module and optimizer from
+``module__*`` / ``optimizer__*`` parameters, device placement, ``compile``,
+callbacks, per-net history and pickling that maps CUDA tensors to the CPU.
+This subclass only adds the two kinds of training step and batched
+inference on tensors that already live on the net's device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from skorch import NeuralNet
+from skorch.callbacks import EpochTimer
+
+from ._losses import (
+    negative_entropy,
+    soft_cross_entropy,
+    uniform_prior_penalty,
+    unlabeled_mse,
+)
+
+__all__ = ["DivideMixNet", "MixMatchBatch", "WarmupBatch"]
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class WarmupBatch:
+    """Inputs and noisy labels of one cross-entropy warm-up step."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    confidence_penalty: bool
+
+
+@dataclass
+class MixMatchBatch:
+    """A mixed batch: the first ``n_labeled`` rows come from labeled views."""
+
+    X: torch.Tensor
+    targets: torch.Tensor
+    n_labeled: int
+    unlabeled_weight: float
+
+
+class DivideMixNet(NeuralNet):
+    """A skorch ``NeuralNet`` with DivideMix's warm-up and MixMatch steps.
+
+    Parameters
+    ----------
+    module : callable
+        Factory of the ``torch.nn.Module`` returning logits.
+    amp : {'bf16', 'fp16'} or None, default=None
+        Autocast dtype of the training forward passes; ``'fp16'`` also uses a
+        gradient scaler (CUDA only).
+    channels_last : bool, default=False
+        Keep the module's conv weights in channels-last memory format.
+    **kwargs
+        Passed on to :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(
+        self,
+        module,
+        *args,
+        criterion=torch.nn.CrossEntropyLoss,
+        amp=None,
+        channels_last=False,
+        **kwargs,
+    ):
+        super().__init__(module, criterion, *args, **kwargs)
+        self.amp = amp
+        self.channels_last = channels_last
+
+    def get_default_callbacks(self):
+        # No PrintLog or validation scoring: the estimator prints one line for
+        # both nets and there is no validation split.
+        return [("epoch_timer", EpochTimer())]
+
+    def initialize_module(self):
+        super().initialize_module()
+        if self.channels_last:
+            self.module_ = self.module_.to(memory_format=torch.channels_last)
+        return self
+
+    def initialize(self):
+        super().initialize()
+        use_scaler = self.amp == "fp16" and torch.device(self.device).type == "cuda"
+        self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
+        return self
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast context of the configured ``amp`` dtype, or a no-op."""
+        if self.amp is None:
+            return contextlib.nullcontext()
+        device_type = torch.device(self.device).type
+        return torch.autocast(device_type=device_type, dtype=_AMP_DTYPES[self.amp])
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        with self.autocast():
+            logits = self.module_(batch.X)
+        logits = logits.float()
+        if isinstance(batch, WarmupBatch):
+            terms = self._warmup_terms(logits, batch)
+        else:
+            terms = self._mixmatch_terms(logits, batch)
+        loss = sum(terms.values())
+        if self.grad_scaler_ is not None:
+            self.grad_scaler_.scale(loss).backward()
+        else:
+            loss.backward()
+        return {"loss": loss.detach(), "y_pred": logits.detach(), "terms": terms}
+
+    def _warmup_terms(self, logits, batch: WarmupBatch) -> dict:
+        terms = {"loss_ce": self.criterion_(logits, batch.y)}
+        if batch.confidence_penalty:
+            terms["penalty"] = negative_entropy(logits)
+        return terms
+
+    def _mixmatch_terms(self, logits, batch: MixMatchBatch) -> dict:
+        n = batch.n_labeled
+        terms = {
+            "loss_x": soft_cross_entropy(logits[:n], batch.targets[:n]),
+            "loss_u": batch.unlabeled_weight
+            * unlabeled_mse(logits[n:], batch.targets[n:]),
+            "penalty": uniform_prior_penalty(logits),
+        }
+        return terms
+
+    def _step_optimizer(self, step_fn):
+        if self.grad_scaler_ is None:
+            return super()._step_optimizer(step_fn)
+        # A gradient scaler has to see the backward pass before the step, so
+        # the closure runs once here instead of inside optimizer.step.
+        step_fn()
+        for name in self._optimizers:
+            self.grad_scaler_.step(getattr(self, name + "_"))
+        self.grad_scaler_.update()
+        return None
+
+    def to_device_input(self, X: torch.Tensor) -> torch.Tensor:
+        """Apply the memory format the module expects to an input batch."""
+        if self.channels_last and X.ndim == 4:
+            return X.contiguous(memory_format=torch.channels_last)
+        return X
+
+    @torch.no_grad()
+    def forward_proba(self, X: torch.Tensor, *, training: bool) -> torch.Tensor:
+        """Softmax of one batch without gradients, in train or eval mode.
+
+        ``no_grad`` rather than ``inference_mode``: the result becomes a
+        MixMatch target, which autograd must be allowed to save.
+        """
+        self._set_training(training)
+        with self.autocast():
+            logits = self.module_(self.to_device_input(X))
+        return torch.softmax(logits.float(), dim=1)
+
+    @torch.inference_mode()
+    def forward_logits(self, X: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Eval-mode logits of ``X`` (a tensor on the device), in large batches."""
+        self._set_training(False)
+        chunks = [
+            self.module_(self.to_device_input(X[start : start + batch_size])).float()
+            for start in range(0, len(X), batch_size)
+        ]
+        return torch.cat(chunks)
+
+    def per_sample_losses(
+        self, X: torch.Tensor, y: torch.Tensor, batch_size: int
+    ) -> torch.Tensor:
+        """Eval-mode cross-entropy of every sample against its given label."""
+        logits = self.forward_logits(X, batch_size)
+        return F.cross_entropy(logits, y, reduction="none")

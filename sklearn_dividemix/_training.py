@@ -1,0 +1,210 @@
+"""One epoch of each DivideMix phase, on tensors that live on the device.
+
+The estimator's ``fit`` is a loop over these functions. Mini-batches are
+index-gathered from the device-resident training tensors, augmentation runs on
+whole batches, and losses are accumulated on the device so that a step never
+waits for the host.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ._division import Division, LossWindow, divide_losses, normalize_losses
+from ._mixmatch import co_guess, co_refine, mixup, sample_mix_lambda
+from ._net import DivideMixNet, MixMatchBatch, WarmupBatch
+
+__all__ = [
+    "TrainingData",
+    "compute_division",
+    "run_mixmatch_epoch",
+    "run_warmup_epoch",
+]
+
+@dataclass
+class TrainingData:
+    """Training tensors and the random streams of one fit."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    onehot: torch.Tensor
+    augment: Callable[..., torch.Tensor]
+    generator: torch.Generator
+    rng: np.random.RandomState
+    batch_size: int
+    eval_batch_size: int
+
+    def view(self, X: torch.Tensor, net: DivideMixNet) -> torch.Tensor:
+        """One random augmented view of a batch, in the net's memory format."""
+        return net.to_device_input(self.augment(X, generator=self.generator))
+
+    def permutation(self, n: int) -> torch.Tensor:
+        return torch.randperm(n, generator=self.generator, device=self.X.device)
+
+
+class _EpochTotals:
+    """Sample-weighted sums of loss terms, kept on the device until the end."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, step: dict, n_samples: int) -> None:
+        for name, value in step["terms"].items():
+            weighted = value.detach() * n_samples
+            self.sums[name] = self.sums.get(name, 0.0) + weighted
+        self.sums["loss"] = self.sums.get("loss", 0.0) + step["loss"] * n_samples
+        self.count += n_samples
+
+    def means(self) -> dict[str, float]:
+        if self.count == 0:
+            return {}
+        # a single host transfer per epoch
+        names = list(self.sums)
+        values = torch.stack([torch.as_tensor(self.sums[k]).float() for k in names])
+        return dict(zip(names, (values / self.count).tolist()))
+
+
+def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    batches = list(order.split(batch_size))
+    # BatchNorm cannot normalise a training batch of one sample.
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches.pop()
+    return batches
+
+
+def _train_step(net: DivideMixNet, batch, n_samples: int, totals: _EpochTotals):
+    net.notify("on_batch_begin", batch=batch, training=True)
+    step = net.train_step(batch)
+    net.notify("on_batch_end", batch=batch, training=True, **step)
+    totals.add(step, n_samples)
+
+
+def run_warmup_epoch(
+    net: DivideMixNet,
+    data: TrainingData,
+    *,
+    confidence_penalty: bool,
+    progress: Callable | None = None,
+) -> dict[str, float]:
+    """Train ``net`` for one epoch with cross-entropy on the noisy labels."""
+    totals = _EpochTotals()
+    for index in _batches(data.permutation(len(data.X)), data.batch_size):
+        X = data.view(data.X[index], net)
+        batch = WarmupBatch(X, data.y[index], confidence_penalty)
+        _train_step(net, batch, len(index), totals)
+        if progress is not None:
+            progress()
+    return totals.means()
+
+
+def compute_division(
+    net: DivideMixNet,
+    data: TrainingData,
+    window: LossWindow,
+    random_state: int,
+) -> Division:
+    """Eval-mode per-sample losses of ``net`` split by a two-component GMM."""
+    losses = net.per_sample_losses(data.X, data.y, data.eval_batch_size)
+    averaged = window.update(normalize_losses(losses.cpu().numpy()))
+    return divide_losses(averaged, random_state=random_state)
+
+
+def _unlabeled_stream(
+    data: TrainingData, unlabeled: torch.Tensor, length: int
+) -> torch.Tensor:
+    """Cycle fresh permutations of the unlabeled set to ``length`` indices."""
+    if len(unlabeled) == 0:
+        return unlabeled
+    repeats = math.ceil(length / len(unlabeled))
+    return torch.cat([unlabeled[data.permutation(len(unlabeled))] for _ in range(repeats)])
+
+
+def make_mixmatch_batch(
+    net: DivideMixNet,
+    peer: DivideMixNet,
+    data: TrainingData,
+    labeled: torch.Tensor,
+    unlabeled: torch.Tensor,
+    clean_proba: torch.Tensor,
+    *,
+    temperature: float,
+    alpha: float,
+    unlabeled_weight: float,
+) -> MixMatchBatch:
+    """Views, co-refined and co-guessed targets, then mixup of the lot."""
+    x_views = [data.view(data.X[labeled], net) for _ in range(2)]
+    u_views = [data.view(data.X[unlabeled], net) for _ in range(2)]
+    n_x, n_u = len(labeled), len(unlabeled)
+    inputs = torch.cat(x_views + u_views)
+    # One no-grad pass of the trained net over all four views (train mode, as
+    # in the paper) and one of the frozen peer over the unlabeled views.
+    own = net.forward_proba(inputs, training=True)
+    own_x = own[: 2 * n_x].reshape(2, n_x, -1)
+    own_u = own[2 * n_x :].reshape(2, n_u, -1)
+    peer_u = peer.forward_proba(inputs[2 * n_x :], training=False).reshape(2, n_u, -1)
+    targets_x = co_refine(own_x, data.onehot[labeled], clean_proba[labeled], temperature)
+    targets_u = co_guess(torch.cat([own_u, peer_u]), temperature)
+    targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
+    lam = sample_mix_lambda(data.rng, alpha)
+    mixed_X, mixed_targets = mixup(inputs, targets, lam, data.permutation(len(inputs)))
+    return MixMatchBatch(
+        X=mixed_X,
+        targets=mixed_targets,
+        n_labeled=2 * n_x,
+        unlabeled_weight=unlabeled_weight,
+    )
+
+
+def run_mixmatch_epoch(
+    net: DivideMixNet,
+    peer: DivideMixNet,
+    data: TrainingData,
+    clean_proba: torch.Tensor,
+    *,
+    p_threshold: float,
+    temperature: float,
+    alpha: float,
+    unlabeled_weight: Callable[[float], float],
+    progress: Callable | None = None,
+) -> dict[str, float]:
+    """Train ``net`` for one epoch on the division made by ``peer``.
+
+    ``clean_proba`` is the peer's clean probability per training sample;
+    ``unlabeled_weight(fraction_of_epoch)`` gives ``lambda_u`` times the ramp.
+    One pass over the labeled set, each labeled mini-batch paired with an
+    unlabeled one of the same size; an empty labeled set is replaced by one
+    pass over the unlabeled set.
+    """
+    is_labeled = clean_proba > p_threshold
+    labeled = is_labeled.nonzero().flatten()
+    unlabeled = (~is_labeled).nonzero().flatten()
+    labeled_batches = _batches(labeled[data.permutation(len(labeled))], data.batch_size)
+    n_steps = len(labeled_batches) or math.ceil(len(unlabeled) / data.batch_size)
+    stream = _unlabeled_stream(data, unlabeled, n_steps * data.batch_size)
+    totals = _EpochTotals()
+    empty = labeled[:0]
+    for step in range(n_steps):
+        lab = labeled_batches[step] if labeled_batches else empty
+        size = len(lab) if len(lab) else data.batch_size
+        unl = stream[step * data.batch_size : step * data.batch_size + size]
+        batch = make_mixmatch_batch(
+            net,
+            peer,
+            data,
+            lab,
+            unl,
+            clean_proba,
+            temperature=temperature,
+            alpha=alpha,
+            unlabeled_weight=unlabeled_weight(step / n_steps),
+        )
+        _train_step(net, batch, len(lab) + len(unl), totals)
+        if progress is not None:
+            progress()
+    return totals.means()
