@@ -145,9 +145,11 @@ def make_mixmatch_batch(
     # One no-grad pass of the trained net over all four views (train mode, as
     # in the paper) and one of the frozen peer over the unlabeled views.
     own = net.forward_proba(inputs, training=True)
-    own_x = own[: 2 * n_x].reshape(2, n_x, -1)
-    own_u = own[2 * n_x :].reshape(2, n_u, -1)
-    peer_u = peer.forward_proba(inputs[2 * n_x :], training=False).reshape(2, n_u, -1)
+    n_classes = own.shape[1]
+    own_x = own[: 2 * n_x].reshape(2, n_x, n_classes)
+    own_u = own[2 * n_x :].reshape(2, n_u, n_classes)
+    peer_u = peer.forward_proba(inputs[2 * n_x :], training=False)
+    peer_u = peer_u.reshape(2, n_u, n_classes)
     targets_x = co_refine(own_x, data.onehot[labeled], clean_proba[labeled], temperature)
     targets_u = co_guess(torch.cat([own_u, peer_u]), temperature)
     targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
