@@ -2,8 +2,10 @@
 
 from ._classifier import DivideMixClassifier
 from ._epochs import DivisionWarning
+from ._issues import find_label_issues
 from ._modules import MLPClassifierModule, SmallCNNClassifierModule
 from ._net import DivideMixNet
+from ._plotting import LossDivisionDisplay, TrainingCurvesDisplay
 
 __version__ = "0.1.0"
 
@@ -11,7 +13,10 @@ __all__ = [
     "DivideMixClassifier",
     "DivideMixNet",
     "DivisionWarning",
+    "LossDivisionDisplay",
     "MLPClassifierModule",
     "SmallCNNClassifierModule",
+    "TrainingCurvesDisplay",
     "__version__",
+    "find_label_issues",
 ]

@@ -56,7 +56,9 @@ class RandomCropFlip:
             cols = offsets[1, :, None] + torch.arange(width, device=X.device)
             # Two gathers (rows, then columns) crop every sample at its own
             # offset without a Python loop over the batch.
-            row_index = rows[:, None, :, None].expand(n, channels, height, width + 2 * pad)
+            row_index = rows[:, None, :, None].expand(
+                n, channels, height, width + 2 * pad
+            )
             out = padded.gather(2, row_index)
             col_index = cols[:, None, None, :].expand(n, channels, height, width)
             out = out.gather(3, col_index)
@@ -91,7 +93,9 @@ class GaussianJitter:
         return X + noise * self.scale
 
 
-def _identity(X: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def _identity(
+    X: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     return X
 
 
@@ -148,8 +152,7 @@ def check_augmented(batch: torch.Tensor, augmented: object) -> torch.Tensor:
     """Fail clearly when an augmentation changes the batch's shape or type."""
     if not isinstance(augmented, torch.Tensor):
         raise TypeError(
-            "augment must return a torch.Tensor; got "
-            f"{type(augmented).__name__}."
+            f"augment must return a torch.Tensor; got {type(augmented).__name__}."
         )
     if augmented.shape != batch.shape:
         raise ValueError(

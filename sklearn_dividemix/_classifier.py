@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._augment import resolve_augment
-from ._division import LossWindow
 from ._epochs import EpochReporter, run_epochs
+from ._issues import LabelIssuesMixin, training_proba
 from ._setup import (
     build_net,
     check_module_output,
@@ -28,7 +32,7 @@ from ._training import TrainingData, compute_division
 __all__ = ["DivideMixClassifier"]
 
 
-class DivideMixClassifier(ClassifierMixin, BaseEstimator):
+class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
     """Classifier that learns from noisy labels and finds the wrong ones.
 
     DivideMix (Li, Socher and Hoi, 2020) trains two networks. After a
@@ -134,6 +138,13 @@ class DivideMixClassifier(ClassifierMixin, BaseEstimator):
         nets' mixture posteriors after the last epoch.
     clean_mask_ : ndarray of shape (n_samples,)
         ``clean_proba_ > p_threshold``: True where the label is believed right.
+    train_proba_ : ndarray of shape (n_samples, n_classes), dtype float32
+        Class probabilities of the training samples after the last epoch
+        (both nets' mean softmax, as ``predict_proba``): the ``pred_probs``
+        to hand to cleanlab. Costs ``4 * n_samples * n_classes`` bytes.
+    final_divisions_ : tuple of 2 dict
+        Each net's division after the last epoch, the one behind
+        ``clean_proba_``: the same keys as ``division_net1`` in ``history_``.
     net1_, net2_ : DivideMixNet
         The two trained skorch nets.
     history_ : skorch.History
@@ -191,7 +202,11 @@ class DivideMixClassifier(ClassifierMixin, BaseEstimator):
         "rampup_epochs": [Interval(Integral, 0, None, closed="left")],
         "loss_window": [Interval(Integral, 1, None, closed="left")],
         "confidence_penalty": ["boolean"],
-        "augment": [StrOptions({"auto", "crop", "crop_flip", "jitter"}), callable, None],
+        "augment": [
+            StrOptions({"auto", "crop", "crop_flip", "jitter"}),
+            callable,
+            None,
+        ],
         "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
         "amp": [StrOptions({"bf16", "fp16"}), None],
         "channels_last": [StrOptions({"auto"}), "boolean"],
@@ -259,8 +274,14 @@ class DivideMixClassifier(ClassifierMixin, BaseEstimator):
     # -- parameters routed to skorch (module__*, optimizer__*) --------------
 
     def _routed_params(self) -> dict:
+        # Every keyword that __init__ stored beyond the named parameters, so
+        # that a misspelt one (no ``__``) is reported by fit, not ignored.
         named = set(self._get_param_names())
-        return {k: v for k, v in vars(self).items() if "__" in k and k not in named}
+        return {
+            k: v
+            for k, v in vars(self).items()
+            if k not in named and not k.startswith("_") and not k.endswith("_")
+        }
 
     def get_params(self, deep=True):
         params = super().get_params(deep=deep)
@@ -268,7 +289,9 @@ class DivideMixClassifier(ClassifierMixin, BaseEstimator):
         return params
 
     def set_params(self, **params):
-        routed = {k: params.pop(k) for k in list(params) if "__" in k}
+        # Whatever get_params returns is settable; new names need a ``__``.
+        extra = self._routed_params()
+        routed = {k: params.pop(k) for k in list(params) if "__" in k or k in extra}
         for name, value in routed.items():
             setattr(self, name, value)
         return super().set_params(**params)
@@ -296,7 +319,11 @@ class DivideMixClassifier(ClassifierMixin, BaseEstimator):
         """
         previous = {k: v for k, v in vars(self).items() if k.endswith("_")}
         try:
-            return self._fit(X, y)
+            # Training runs on NumPy and torch whatever the input; sklearn's
+            # array API dispatch would reach the GaussianMixture, whose k-means
+            # initialisation does not support it.
+            with config_context(array_api_dispatch=False):
+                return self._fit(X, y)
         except BaseException:
             for name in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, name)
@@ -307,9 +334,10 @@ class DivideMixClassifier(ClassifierMixin, BaseEstimator):
     def _validate_training_data(self, X, y):
         check_routed_params(self._routed_params())
         if self.warmup_epochs > self.max_epochs:
-            raise ValueError(
-                f"warmup_epochs={self.warmup_epochs} must not exceed "
-                f"max_epochs={self.max_epochs}."
+            raise InvalidParameterError(
+                "The 'warmup_epochs' parameter of DivideMixClassifier must be an "
+                f"int in the range [0, max_epochs={self.max_epochs}]. Got "
+                f"{self.warmup_epochs!r} instead."
             )
         X, y = validate_data(
             self, X, y, dtype=np.float32, allow_nd=True, ensure_min_samples=2
@@ -356,13 +384,14 @@ class DivideMixClassifier(ClassifierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(int(seeds[2]))
             history, windows = run_epochs(self, nets, data, EpochReporter(self.verbose))
-            clean_proba = np.mean(
-                [
-                    compute_division(net, data, window, int(seed)).clean_proba
-                    for net, window, seed in zip(nets, windows, rng.randint(2**31, size=2))
-                ],
-                axis=0,
-            )
+            divisions = [
+                compute_division(net, data, window, int(seed))
+                for net, window, seed in zip(
+                    nets, windows, rng.randint(2**31, size=2), strict=True
+                )
+            ]
+        clean_proba = np.mean([d.clean_proba for d in divisions], axis=0)
+        train_proba = training_proba(nets, X_device, self.eval_batch_size)
         self.classes_ = classes
         self.input_shape_ = X.shape[1:]
         self.device_ = device
@@ -370,6 +399,9 @@ class DivideMixClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = history
         self.clean_proba_ = clean_proba
         self.clean_mask_ = clean_proba > self.p_threshold
+        self.final_divisions_ = tuple(d.summary() for d in divisions)
+        self.train_proba_ = train_proba
+        self._train_labels = y_encoded
         return self
 
     def _build_nets(self, X, n_classes, device, amp, seeds):
@@ -443,7 +475,9 @@ class DivideMixClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Predicted labels, taken from ``classes_``.
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        # predict_proba first: it raises NotFittedError before classes_ is read
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

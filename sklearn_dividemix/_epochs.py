@@ -26,7 +26,15 @@ from ._training import (
 
 __all__ = ["DivisionWarning", "EpochReporter", "run_epochs"]
 
-_COLUMNS = ("epoch", "phase", "loss_net1", "loss_net2", "labeled_net1", "labeled_net2", "dur")
+_COLUMNS = (
+    "epoch",
+    "phase",
+    "loss_net1",
+    "loss_net2",
+    "labeled_net1",
+    "labeled_net2",
+    "dur",
+)
 
 
 class DivisionWarning(UserWarning):
@@ -50,6 +58,12 @@ class EpochReporter:
     def step(self) -> None:
         if self._bar is not None:
             self._bar.update()
+
+    def close(self) -> None:
+        """Close the progress bar of an epoch that did not finish."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def end_epoch(self, row: dict, n_samples: int) -> None:
         if self._bar is not None:
@@ -113,7 +127,7 @@ def _mixmatch(est, nets, data, windows, epoch, seeds, reporter) -> dict[str, Any
     # Co-divide: both divisions exist before either net trains this epoch.
     divisions = [
         compute_division(net, data, window, seed)
-        for net, window, seed in zip(nets, windows, seeds)
+        for net, window, seed in zip(nets, windows, seeds, strict=True)
     ]
     n_classes = data.onehot.shape[1]
     row: dict[str, Any] = {"phase": "mixmatch", "notes": []}
@@ -125,9 +139,13 @@ def _mixmatch(est, nets, data, windows, epoch, seeds, reporter) -> dict[str, Any
         torch.as_tensor(d.clean_proba, dtype=torch.float32, device=data.X.device)
         for d in divisions[::-1]
     ]
-    n_steps = sum(-(-int((w > est.p_threshold).sum()) // data.batch_size) for w in peer_proba)
+    n_steps = sum(
+        -(-int((w > est.p_threshold).sum()) // data.batch_size) for w in peer_proba
+    )
     reporter.start_epoch(n_steps, "mixmatch")
-    for i, (net, peer, clean_proba) in enumerate(zip(nets, nets[::-1], peer_proba), 1):
+    for i, (net, peer, clean_proba) in enumerate(
+        zip(nets, nets[::-1], peer_proba, strict=True), 1
+    ):
 
         def unlabeled_weight(fraction: float) -> float:
             ramp = linear_rampup(
@@ -155,14 +173,22 @@ def _mixmatch(est, nets, data, windows, epoch, seeds, reporter) -> dict[str, Any
     return row
 
 
-def _check_finite(row: dict, epoch: int) -> None:
-    for i in (1, 2):
-        if not np.isfinite(row[f"loss_net{i}"]):
-            raise FloatingPointError(
-                f"Training diverged: net{i}'s loss is {row[f'loss_net{i}']} in "
-                f"epoch {epoch} ({row['phase']} phase). Lower lr, check X for "
-                "extreme values, or use amp=None."
-            )
+def _check_finite(row: dict, epoch: int, nets) -> None:
+    for i, net in enumerate(nets, start=1):
+        loss = row[f"loss_net{i}"]
+        # The last step's update can be non-finite although every loss was
+        # finite; the final division and predict would then be NaN.
+        state = net.module_.state_dict().values()
+        if not np.isfinite(loss):
+            problem = f"loss is {loss} in epoch {epoch}"
+        elif not all(bool(t.isfinite().all()) for t in state if t.is_floating_point()):
+            problem = f"weights are not finite after epoch {epoch}"
+        else:
+            continue
+        raise FloatingPointError(
+            f"Training diverged: net{i}'s {problem} ({row['phase']} phase). "
+            "Lower lr, check X for extreme values, or use amp=None."
+        )
 
 
 def _epoch(est, nets, data, windows, epoch, rng, reporter) -> dict:
@@ -205,15 +231,19 @@ def run_epochs(est, nets, data: TrainingData, reporter: EpochReporter):
         try:
             row = _epoch(est, nets, data, windows, epoch, rng, reporter)
         except KeyboardInterrupt:
-            history.append({"epoch": epoch + 1, "interrupted": True})
+            reporter.close()
+            phase = "warmup" if epoch < est.warmup_epochs else "mixmatch"
+            history.append({"epoch": epoch + 1, "phase": phase, "interrupted": True})
             break
         row = {"epoch": epoch + 1, **row, "dur": time.perf_counter() - start}
-        _check_finite(row, epoch + 1)
+        _check_finite(row, epoch + 1, nets)
         for note in row["notes"]:
             kind = note.split(": ", 1)[1].split(" (")[0]
             if kind not in warned:
                 warned.add(kind)
-                warnings.warn(f"Epoch {epoch + 1}, {note}.", DivisionWarning, stacklevel=4)
+                warnings.warn(
+                    f"Epoch {epoch + 1}, {note}.", DivisionWarning, stacklevel=4
+                )
         history.append(row)
         reporter.end_epoch(row, len(data.X))
     for net in nets:

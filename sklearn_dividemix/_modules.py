@@ -97,7 +97,9 @@ class SmallCNNClassifierModule(nn.Module):
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * width, num_classes))
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(4 * width, num_classes)
+        )
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(X))

@@ -84,6 +84,12 @@ class DivideMixNet(NeuralNet):
 
     def initialize_module(self):
         super().initialize_module()
+        # Checked here: skorch would go on to fail on an empty parameter list.
+        if not isinstance(self.module_, torch.nn.Module):
+            raise TypeError(
+                "module must return a torch.nn.Module; calling it returned "
+                f"{type(self.module_).__name__}."
+            )
         if self.channels_last:
             self.module_ = self.module_.to(memory_format=torch.channels_last)
         return self

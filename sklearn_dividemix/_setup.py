@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
 from ._augment import check_augmented
@@ -31,7 +32,13 @@ def resolve_device(device: str | torch.device) -> str:
     """``'auto'`` is CUDA when present; CUDA asked for but absent falls back."""
     if isinstance(device, str) and device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise InvalidParameterError(
+            "The 'device' parameter of DivideMixClassifier must be 'auto' or a "
+            f"torch device such as 'cpu' or 'cuda:0'. Got {device!r} instead."
+        ) from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
         warnings.warn(
             f"device={str(device)!r} was requested but CUDA is not available; "

@@ -9,8 +9,8 @@ waits for the host.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ __all__ = [
     "run_mixmatch_epoch",
     "run_warmup_epoch",
 ]
+
 
 @dataclass
 class TrainingData:
@@ -67,11 +68,12 @@ class _EpochTotals:
         # a single host transfer per epoch
         names = list(self.sums)
         values = torch.stack([torch.as_tensor(self.sums[k]).float() for k in names])
-        return dict(zip(names, (values / self.count).tolist()))
+        return dict(zip(names, (values / self.count).tolist(), strict=True))
 
 
 def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    batches = list(order.split(batch_size))
+    # split() of an empty tensor gives one empty batch, not none
+    batches = [batch for batch in order.split(batch_size) if len(batch)]
     # BatchNorm cannot normalise a training batch of one sample.
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches.pop()
@@ -122,7 +124,9 @@ def _unlabeled_stream(
     if len(unlabeled) == 0:
         return unlabeled
     repeats = math.ceil(length / len(unlabeled))
-    return torch.cat([unlabeled[data.permutation(len(unlabeled))] for _ in range(repeats)])
+    return torch.cat(
+        [unlabeled[data.permutation(len(unlabeled))] for _ in range(repeats)]
+    )
 
 
 def make_mixmatch_batch(
@@ -150,7 +154,9 @@ def make_mixmatch_batch(
     own_u = own[2 * n_x :].reshape(2, n_u, n_classes)
     peer_u = peer.forward_proba(inputs[2 * n_x :], training=False)
     peer_u = peer_u.reshape(2, n_u, n_classes)
-    targets_x = co_refine(own_x, data.onehot[labeled], clean_proba[labeled], temperature)
+    targets_x = co_refine(
+        own_x, data.onehot[labeled], clean_proba[labeled], temperature
+    )
     targets_u = co_guess(torch.cat([own_u, peer_u]), temperature)
     targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
     lam = sample_mix_lambda(data.rng, alpha)

@@ -19,7 +19,9 @@ def flip_labels(y, noise_rate, n_classes, seed):
     rng = np.random.RandomState(seed)
     flipped = rng.rand(len(y)) < noise_rate
     y_noisy = y.copy()
-    y_noisy[flipped] = (y[flipped] + rng.randint(1, n_classes, flipped.sum())) % n_classes
+    y_noisy[flipped] = (
+        y[flipped] + rng.randint(1, n_classes, flipped.sum())
+    ) % n_classes
     return y_noisy, flipped
 
 

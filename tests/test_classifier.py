@@ -6,9 +6,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import f1_score
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
-from sklearn.metrics import f1_score
 from torch import nn
 
 from sklearn_dividemix import (
@@ -86,8 +86,9 @@ def test_history_records_each_epoch(noisy_digits):
 def test_string_labels_and_pandas_input(noisy_digits):
     pd = pytest.importorskip("pandas")
     d = noisy_digits
-    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
-                      "eight", "nine"])
+    names = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
     X = pd.DataFrame(d["X_train"][:200], columns=[f"px{i}" for i in range(64)])
     y = pd.Series(names[d["y_noisy"][:200]])
     clf = DivideMixClassifier(**FAST).fit(X, y)
@@ -144,7 +145,9 @@ class _Linear(nn.Module):
         (functools.partial(_Linear, scale=3.0), {}, 3.0),
     ],
 )
-def test_module_factories_and_routed_parameters(noisy_digits, module, kwargs, expected_scale):
+def test_module_factories_and_routed_parameters(
+    noisy_digits, module, kwargs, expected_scale
+):
     d = noisy_digits
     clf = DivideMixClassifier(module, **FAST, **kwargs, optimizer__momentum=0.5)
     clf.fit(d["X_train"][:200], d["y_noisy"][:200])
@@ -184,7 +187,9 @@ def test_augment_options_on_images(tiny_images, augment):
 def test_image_augment_on_tabular_raises(noisy_digits):
     d = noisy_digits
     with pytest.raises(ValueError, match="needs 4-D image input"):
-        DivideMixClassifier(**FAST, augment="crop").fit(d["X_train"][:50], d["y_noisy"][:50])
+        DivideMixClassifier(**FAST, augment="crop").fit(
+            d["X_train"][:50], d["y_noisy"][:50]
+        )
 
 
 def test_augment_that_changes_shape_is_rejected(noisy_digits):
@@ -198,8 +203,9 @@ def test_clean_labels_give_a_warning_and_history_note(noisy_digits):
     """Without noise the unlabeled set can come out tiny or empty: warn, go on."""
     d = noisy_digits
     X, y = d["X_train"][:200], d["y_train"][:200]
-    clf = DivideMixClassifier(max_epochs=8, warmup_epochs=6, lr=0.1, p_threshold=0.01,
-                              random_state=0)
+    clf = DivideMixClassifier(
+        max_epochs=8, warmup_epochs=6, lr=0.1, p_threshold=0.01, random_state=0
+    )
     with pytest.warns(DivisionWarning, match="unlabeled set"):
         clf.fit(X, y)
     notes = [note for row in clf.history_ for note in row.get("notes", [])]
@@ -233,7 +239,9 @@ def test_user_callbacks_run_on_both_nets(noisy_digits):
         counter = dict(net.callbacks_)["count"]
         assert counter.epochs_ == 3
         assert net.history[:, "phase"] == ["warmup", "warmup", "mixmatch"]
-    assert dict(clf.net1_.callbacks_)["count"] is not dict(clf.net2_.callbacks_)["count"]
+    assert (
+        dict(clf.net1_.callbacks_)["count"] is not dict(clf.net2_.callbacks_)["count"]
+    )
 
 
 def test_lr_is_decayed_halfway(noisy_digits):
@@ -248,15 +256,22 @@ def test_verbose_prints_one_line_per_epoch(noisy_digits, capsys):
     DivideMixClassifier(**FAST, verbose=1).fit(d["X_train"][:100], d["y_noisy"][:100])
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == [
-        "epoch", "phase", "loss_net1", "loss_net2", "labeled_net1", "labeled_net2", "dur"
+        "epoch",
+        "phase",
+        "loss_net1",
+        "loss_net2",
+        "labeled_net1",
+        "labeled_net2",
+        "dur",
     ]
     assert [line.split()[1] for line in lines[1:]] == ["warmup", "warmup", "mixmatch"]
 
 
 def test_confidence_penalty_and_loss_window(noisy_digits):
     d = noisy_digits
-    clf = DivideMixClassifier(**{**FAST, "max_epochs": 4}, confidence_penalty=True,
-                              loss_window=3)
+    clf = DivideMixClassifier(
+        **{**FAST, "max_epochs": 4}, confidence_penalty=True, loss_window=3
+    )
     clf.fit(d["X_train"][:150], d["y_noisy"][:150])
     assert "penalty" in clf.history_[0]["loss_terms_net1"]
     assert clf.history_[-1]["phase"] == "mixmatch"

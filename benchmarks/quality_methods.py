@@ -1,0 +1,177 @@
+"""The four methods of the quality benchmark, built from one shared budget.
+
+Every method gets the same module factory, the same augmentation (applied to
+training batches only), the same optimizer (SGD, momentum 0.9, weight decay
+5e-4), learning rate and step decay halfway, the same number of epochs and the
+same batch size:
+
+* ``dividemix``: :class:`~sklearn_dividemix.DivideMixClassifier`.
+* ``cross_entropy``: a skorch ``NeuralNetClassifier`` on the noisy labels.
+* ``cleanlearning``: cleanlab's ``CleanLearning`` around that same skorch net
+  (K-fold cross-validated probabilities, flagged rows removed, refit).
+* ``oracle``: the skorch net on the true labels, the ceiling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from skorch import NeuralNetClassifier
+from skorch.callbacks import LRScheduler
+from torch import nn
+
+from sklearn_dividemix import (
+    DivideMixClassifier,
+    MLPClassifierModule,
+    SmallCNNClassifierModule,
+)
+from sklearn_dividemix._augment import resolve_augment
+
+__all__ = ["AugmentedModule", "Budget", "fit_method", "METHODS"]
+
+METHODS = ("dividemix", "cross_entropy", "cleanlearning", "oracle")
+
+
+@dataclass
+class Budget:
+    """What every method of a cell shares: epochs, batch, optimizer, lr."""
+
+    max_epochs: int
+    batch_size: int = 64
+    lr: float = 0.1
+    lr_decay: float = 0.1
+    cv_n_folds: int = 3
+    # DivideMixClassifier parameters beyond the shared ones (empty = defaults,
+    # apart from the shared budget above).
+    dividemix: dict = field(default_factory=dict)
+
+
+class AugmentedModule(nn.Module):
+    """Apply a batch augmentation in train mode, then the wrapped module.
+
+    Gives a plain skorch net the same training views as DivideMix (the same
+    augmentation object, drawn from the global torch generator), and none at
+    prediction time.
+    """
+
+    def __init__(self, inner: type[nn.Module], augment=None, **inner_kwargs) -> None:
+        super().__init__()
+        self.inner = inner(**inner_kwargs)
+        self.augment = augment
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if self.training and self.augment is not None:
+            X = self.augment(X)
+        return self.inner(X)
+
+
+def module_spec(X: np.ndarray, n_classes: int) -> tuple[type[nn.Module], dict]:
+    """The module DivideMixClassifier builds for ``module=None``, and its kwargs."""
+    if X.ndim == 2:
+        return MLPClassifierModule, {"n_features": X.shape[1], "num_classes": n_classes}
+    return SmallCNNClassifierModule, {
+        "in_channels": X.shape[1],
+        "num_classes": n_classes,
+    }
+
+
+def make_cross_entropy_net(
+    X: np.ndarray, n_classes: int, budget: Budget
+) -> NeuralNetClassifier:
+    """The plain skorch baseline with the shared module, views and schedule."""
+    inner, inner_kwargs = module_spec(X, n_classes)
+    augment = resolve_augment("auto", torch.from_numpy(X))
+    milestone = budget.max_epochs // 2
+    return NeuralNetClassifier(
+        AugmentedModule,
+        module__inner=inner,
+        module__augment=augment,
+        **{f"module__{k}": v for k, v in inner_kwargs.items()},
+        # skorch's default NLLLoss expects log-probabilities; these are logits
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        optimizer__momentum=0.9,
+        optimizer__weight_decay=5e-4,
+        lr=budget.lr,
+        max_epochs=budget.max_epochs,
+        batch_size=budget.batch_size,
+        iterator_train__shuffle=True,
+        callbacks=[
+            (
+                "lr_decay",
+                LRScheduler(
+                    policy=torch.optim.lr_scheduler.MultiStepLR,
+                    milestones=[milestone] if milestone > 0 else [],
+                    gamma=budget.lr_decay,
+                ),
+            )
+        ],
+        train_split=None,
+        verbose=0,
+        device="cpu",
+    )
+
+
+def _fit_dividemix(data, y_noisy, budget: Budget, seed: int) -> dict:
+    params = dict(
+        max_epochs=budget.max_epochs,
+        batch_size=budget.batch_size,
+        lr=budget.lr,
+        lr_decay=budget.lr_decay,
+        device="cpu",
+        random_state=seed,
+    )
+    params.update(budget.dividemix)
+    clf = DivideMixClassifier(**params).fit(data.X_train, y_noisy)
+    history = clf.history_
+    return {
+        "model": clf,
+        "noise_score": 1.0 - clf.clean_proba_,
+        "flagged": ~clf.clean_mask_,
+        "extra": {
+            "params": {k: v for k, v in params.items() if k != "device"},
+            "labeled_fraction_last": float(
+                history[-1, "labeled_net1"] / len(y_noisy)
+            ),
+            "notes": sorted({n for row in history for n in row.get("notes", [])}),
+            "resolved": getattr(clf, "resolved_params_", None),
+        },
+    }
+
+
+def _fit_cleanlearning(data, y_noisy, budget: Budget, seed: int) -> dict:
+    from cleanlab.classification import CleanLearning
+
+    net = make_cross_entropy_net(data.X_train, data.n_classes, budget)
+    cl = CleanLearning(net, seed=seed, cv_n_folds=budget.cv_n_folds, verbose=False)
+    cl.fit(data.X_train, y_noisy)
+    issues = cl.get_label_issues()
+    flagged = issues["is_label_issue"].to_numpy()
+    return {
+        "model": cl,
+        # label_quality is high for labels cleanlab trusts
+        "noise_score": 1.0 - issues["label_quality"].to_numpy(),
+        "flagged": flagged,
+        "extra": {"cv_n_folds": budget.cv_n_folds, "removed": int(flagged.sum())},
+    }
+
+
+def fit_method(method: str, data, y_noisy: np.ndarray, budget: Budget, seed: int):
+    """Fit one method on one cell; returns the model and its noise flags.
+
+    The global torch generator is seeded here: skorch draws its initial
+    weights, shuffling and (through :class:`AugmentedModule`) its views from
+    it. DivideMixClassifier forks it and seeds itself from ``random_state``.
+    """
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    if method == "dividemix":
+        return _fit_dividemix(data, y_noisy, budget, seed)
+    if method == "cleanlearning":
+        return _fit_cleanlearning(data, y_noisy, budget, seed)
+    labels = {"cross_entropy": y_noisy, "oracle": data.y_train}[method]
+    net = make_cross_entropy_net(data.X_train, data.n_classes, budget)
+    net.fit(data.X_train, labels)
+    return {"model": net, "noise_score": None, "flagged": None, "extra": {}}

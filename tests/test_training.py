@@ -1,0 +1,355 @@
+"""One epoch of each phase, and the mixed batch, on a tiny MLP and CNN."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skorch.callbacks import Callback
+from torch.testing import assert_close
+
+from sklearn_dividemix import MLPClassifierModule, SmallCNNClassifierModule, _epochs
+from sklearn_dividemix._augment import GaussianJitter
+from sklearn_dividemix._division import (
+    Division,
+    LossWindow,
+    divide_losses,
+    normalize_losses,
+)
+from sklearn_dividemix._mixmatch import sharpen
+from sklearn_dividemix._setup import build_net
+from sklearn_dividemix._training import (
+    TrainingData,
+    compute_division,
+    make_mixmatch_batch,
+    run_mixmatch_epoch,
+    run_warmup_epoch,
+)
+
+N, N_FEATURES, N_CLASSES, BATCH = 40, 5, 3, 8
+
+
+def _identity(X, generator=None):
+    return X
+
+
+class _StepRecorder(Callback):
+    """Keeps every training batch the net was notified of."""
+
+    def initialize(self):
+        self.batches_ = []
+        return self
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        self.batches_.append((batch, kwargs["loss"]))
+
+
+def _data(n=N, augment=_identity, image=False, seed=0):
+    rng = np.random.RandomState(seed)
+    shape = (n, 1, 6, 6) if image else (n, N_FEATURES)
+    X = torch.as_tensor(rng.rand(*shape), dtype=torch.float32)
+    y = torch.arange(n) % N_CLASSES
+    return TrainingData(
+        X=X,
+        y=y,
+        onehot=F.one_hot(y, N_CLASSES).float(),
+        augment=augment,
+        generator=torch.Generator().manual_seed(seed),
+        rng=np.random.RandomState(seed),
+        batch_size=BATCH,
+        eval_batch_size=16,
+    )
+
+
+def _net(seed, image=False):
+    if image:
+        module = SmallCNNClassifierModule
+        kwargs = {"in_channels": 1, "num_classes": N_CLASSES, "width": 4}
+    else:
+        module = MLPClassifierModule
+        kwargs = {"n_features": N_FEATURES, "num_classes": N_CLASSES}
+        kwargs["hidden_units"] = 16
+    net = build_net(
+        module=module,
+        module_kwargs=kwargs,
+        routed={},
+        optimizer=torch.optim.SGD,
+        lr=0.1,
+        batch_size=BATCH,
+        callbacks=[("steps", _StepRecorder())],
+        device="cpu",
+        amp=None,
+        channels_last=False,
+        compile=False,
+        seed=seed,
+    )
+    # the epoch loop opens an epoch before the phase functions add batches
+    net.history.new_epoch()
+    return net
+
+
+def _recorded(net):
+    return dict(net.callbacks_)["steps"].batches_
+
+
+def _row_indices(X, rows):
+    """Index in ``X`` of each of ``rows`` (rows are exact copies)."""
+    matches = (rows[:, None, :] == X[None, :, :]).all(dim=2)
+    assert torch.all(matches.sum(dim=1) == 1)
+    return matches.int().argmax(dim=1).tolist()
+
+
+def _state(net):
+    return {k: v.clone() for k, v in net.module_.state_dict().items()}
+
+
+def _clean_proba(n_labeled, n=N):
+    return (torch.arange(n) < n_labeled).float()
+
+
+def test_mixmatch_batch_shapes_and_targets():
+    data = _data(augment=GaussianJitter(0.1))
+    net, peer = _net(0), _net(1)
+    batch = make_mixmatch_batch(
+        net,
+        peer,
+        data,
+        torch.arange(6),
+        torch.arange(20, 26),
+        torch.full((N,), 0.7),
+        temperature=0.5,
+        alpha=4.0,
+        unlabeled_weight=7.5,
+    )
+    assert batch.X.shape == (24, N_FEATURES)
+    assert batch.targets.shape == (24, N_CLASSES)
+    assert batch.n_labeled == 12
+    assert batch.unlabeled_weight == 7.5
+    assert_close(batch.targets.sum(dim=1), torch.ones(24))
+    assert torch.all(batch.targets >= 0)
+    # targets are constants of the step: no gradient may reach them
+    assert not batch.targets.requires_grad and batch.targets.grad_fn is None
+
+
+def test_mixmatch_batch_wires_co_refinement_and_co_guessing():
+    # identity augmentation and alpha=0 (no mixup) leave the targets bare
+    data = _data()
+    net, peer = _net(0), _net(1)
+    labeled, unlabeled = torch.tensor([0, 4, 7, 9]), torch.tensor([1, 2, 30])
+    clean_proba = torch.linspace(0, 1, N)
+    batch = make_mixmatch_batch(
+        net,
+        peer,
+        data,
+        labeled,
+        unlabeled,
+        clean_proba,
+        temperature=0.5,
+        alpha=0.0,
+        unlabeled_weight=1.0,
+    )
+    X_x, X_u = data.X[labeled], data.X[unlabeled]
+    assert_close(batch.X, torch.cat([X_x, X_x, X_u, X_u]))
+    with torch.no_grad():
+        own_x = torch.softmax(net.module_(X_x), dim=1)
+        own_u = torch.softmax(net.module_(X_u), dim=1)
+        peer_u = torch.softmax(peer.module_(X_u), dim=1)
+    w = clean_proba[labeled, None]
+    # co-refinement: own net's prediction and the peer's clean probability
+    targets_x = sharpen(w * data.onehot[labeled] + (1 - w) * own_x, 0.5)
+    # co-guessing: both nets, both (here identical) views
+    targets_u = sharpen((own_u + peer_u) / 2, 0.5)
+    assert_close(batch.targets, torch.cat([targets_x, targets_x, targets_u, targets_u]))
+    # the check can tell the peer's contribution apart
+    assert not torch.allclose(targets_u, sharpen(own_u, 0.5), atol=1e-4)
+
+
+@pytest.mark.parametrize("n_labeled, n_unlabeled", [(6, 0), (0, 6)])
+def test_mixmatch_batch_with_one_empty_side(n_labeled, n_unlabeled):
+    data = _data(augment=GaussianJitter(0.1))
+    batch = make_mixmatch_batch(
+        _net(0),
+        _net(1),
+        data,
+        torch.arange(n_labeled),
+        torch.arange(10, 10 + n_unlabeled),
+        torch.ones(N),
+        temperature=0.5,
+        alpha=4.0,
+        unlabeled_weight=1.0,
+    )
+    assert batch.X.shape == (12, N_FEATURES)
+    assert batch.n_labeled == 2 * n_labeled
+    assert_close(batch.targets.sum(dim=1), torch.ones(12))
+
+
+@pytest.mark.parametrize(
+    "n_labeled, sizes",
+    [
+        (20, [8, 8, 4]),  # ceil(20 / 8) steps
+        (16, [8, 8]),
+        (17, [8, 8]),  # a last batch of one is dropped (BatchNorm)
+        (40, [8] * 5),  # empty unlabeled set
+    ],
+)
+def test_mixmatch_epoch_is_one_pass_over_the_labeled_set(n_labeled, sizes):
+    data = _data()
+    net, peer = _net(0), _net(1)
+    terms = run_mixmatch_epoch(
+        net,
+        peer,
+        data,
+        _clean_proba(n_labeled),
+        p_threshold=0.5,
+        temperature=0.5,
+        alpha=0.0,
+        unlabeled_weight=lambda fraction: 1.0,
+    )
+    batches = [batch for batch, _ in _recorded(net)]
+    assert len(batches) == len(sizes)
+    n_unlabeled = N - n_labeled
+    seen_labeled = []
+    for batch, size in zip(batches, sizes, strict=True):
+        size_u = min(size, n_unlabeled)
+        assert batch.n_labeled == 2 * size
+        assert len(batch.X) == 2 * size + 2 * size_u
+        # without mixup the first rows are the labeled samples themselves
+        seen_labeled += _row_indices(data.X, batch.X[:size])
+        unlabeled = _row_indices(data.X, batch.X[2 * size : 2 * size + size_u])
+        assert min(unlabeled, default=n_labeled) >= n_labeled
+    # every labeled sample once (but the dropped singleton), no unlabeled one
+    assert len(set(seen_labeled)) == len(seen_labeled) == sum(sizes)
+    assert set(seen_labeled) <= set(range(n_labeled))
+    assert set(terms) == {"loss_x", "loss_u", "penalty", "loss"}
+    assert all(math.isfinite(v) for v in terms.values())
+    if n_unlabeled == 0:
+        assert terms["loss_u"] == 0.0
+
+
+def test_mixmatch_epoch_with_empty_labeled_set_passes_over_unlabeled():
+    data = _data()
+    net = _net(0)
+    terms = run_mixmatch_epoch(
+        net,
+        _net(1),
+        data,
+        _clean_proba(0),
+        p_threshold=0.5,
+        temperature=0.5,
+        alpha=4.0,
+        unlabeled_weight=lambda fraction: 25.0,
+    )
+    batches = [batch for batch, _ in _recorded(net)]
+    assert len(batches) == math.ceil(N / BATCH)
+    assert all(b.n_labeled == 0 and len(b.X) == 2 * BATCH for b in batches)
+    assert terms["loss_x"] == 0.0
+    assert terms["loss_u"] > 0
+    assert all(math.isfinite(v) for v in terms.values())
+
+
+def test_mixmatch_epoch_ramps_the_unlabeled_weight_within_the_epoch():
+    data = _data()
+    net = _net(0)
+    run_mixmatch_epoch(
+        net,
+        _net(1),
+        data,
+        _clean_proba(20),
+        p_threshold=0.5,
+        temperature=0.5,
+        alpha=4.0,
+        unlabeled_weight=lambda fraction: 10.0 * fraction,
+    )
+    weights = [batch.unlabeled_weight for batch, _ in _recorded(net)]
+    assert weights == pytest.approx([0.0, 10 / 3, 20 / 3])
+
+
+def test_mixmatch_epoch_trains_the_net_and_leaves_the_peer_alone():
+    data = _data(image=True, augment=GaussianJitter(0.1))
+    net, peer = _net(0, image=True), _net(1, image=True)
+    net_before, peer_before = _state(net), _state(peer)
+    run_mixmatch_epoch(
+        net,
+        peer,
+        data,
+        _clean_proba(24),
+        p_threshold=0.5,
+        temperature=0.5,
+        alpha=4.0,
+        unlabeled_weight=lambda fraction: 25.0,
+    )
+    net_after, peer_after = _state(net), _state(peer)
+    # weights and BatchNorm statistics of the trained net moved...
+    changed = [k for k in net_before if not torch.equal(net_before[k], net_after[k])]
+    assert "head.1.weight" in changed and "features.1.running_mean" in changed
+    # ...and nothing of the frozen peer did, not even its running statistics
+    for key, value in peer_before.items():
+        assert torch.equal(value, peer_after[key]), key
+
+
+@pytest.mark.parametrize("n, n_steps", [(40, 5), (41, 5), (42, 6)])
+@pytest.mark.parametrize("confidence_penalty", [False, True])
+def test_warmup_epoch(n, n_steps, confidence_penalty):
+    data = _data(n=n, augment=GaussianJitter(0.1))
+    net = _net(0)
+    before = _state(net)
+    terms = run_warmup_epoch(net, data, confidence_penalty=confidence_penalty)
+    assert len(_recorded(net)) == n_steps
+    expected_terms = {"loss_ce", "loss"} | (
+        {"penalty"} if confidence_penalty else set()
+    )
+    assert set(terms) == expected_terms
+    # epoch means are sample-weighted, so the total is the sum of the terms
+    assert terms["loss"] == pytest.approx(
+        terms["loss_ce"] + terms.get("penalty", 0.0), abs=1e-5
+    )
+    if confidence_penalty:
+        # negative entropy of 3 classes lies in [-log 3, 0]
+        assert -math.log(N_CLASSES) <= terms["penalty"] < 0
+    after = _state(net)
+    assert all(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_compute_division_splits_the_nets_own_losses():
+    data = _data()
+    net = _net(0)
+    window = LossWindow(1)
+    division = compute_division(net, data, window, random_state=0)
+    with torch.no_grad():
+        losses = F.cross_entropy(net.module_(data.X), data.y, reduction="none")
+    expected = divide_losses(normalize_losses(losses.numpy()), random_state=0)
+    np.testing.assert_allclose(division.clean_proba, expected.clean_proba, atol=1e-6)
+    assert division.means == pytest.approx(expected.means, abs=1e-6)
+
+
+def test_co_divide_trains_each_net_on_its_peers_division(monkeypatch):
+    data = _data()
+    nets = [_net(0), _net(1)]
+    n_clean = {id(nets[0]): 10, id(nets[1]): 30}
+
+    def fake_division(net, data, window, random_state):
+        proba = _clean_proba(n_clean[id(net)]).numpy()
+        return Division(proba, (0.1, 0.9), (0.01, 0.01), (0.5, 0.5), 8.0, False, None)
+
+    monkeypatch.setattr(_epochs, "compute_division", fake_division)
+    est = SimpleNamespace(
+        p_threshold=0.5,
+        temperature=0.5,
+        alpha=0.0,
+        lambda_u=25.0,
+        warmup_epochs=1,
+        rampup_epochs=16,
+    )
+    windows = [LossWindow(1), LossWindow(1)]
+    reporter = _epochs.EpochReporter(0)
+    row = _epochs._mixmatch(est, nets, data, windows, 1, [0, 1], reporter)
+    # net1 trains on net2's 30 clean samples, net2 on net1's 10
+    assert row["labeled_net1"] == 30 and row["labeled_net2"] == 10
+    for net, n_labeled in zip(nets, (30, 10), strict=True):
+        batches = [batch for batch, _ in _recorded(net)]
+        assert len(batches) == math.ceil(n_labeled / BATCH)
+        for batch in batches:
+            size = batch.n_labeled // 2
+            assert max(_row_indices(data.X, batch.X[:size])) < n_labeled
