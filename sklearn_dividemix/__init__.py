@@ -5,11 +5,13 @@ from ._epochs import DivisionWarning
 from ._issues import find_label_issues
 from ._modules import MLPClassifierModule, SmallCNNClassifierModule
 from ._net import DivideMixNet
+from ._noise import CIFAR10_ASYMMETRIC_MAP, make_noisy_labels, noise_transition_matrix
 from ._plotting import LossDivisionDisplay, TrainingCurvesDisplay
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CIFAR10_ASYMMETRIC_MAP",
     "DivideMixClassifier",
     "DivideMixNet",
     "DivisionWarning",
@@ -19,4 +21,6 @@ __all__ = [
     "TrainingCurvesDisplay",
     "__version__",
     "find_label_issues",
+    "make_noisy_labels",
+    "noise_transition_matrix",
 ]

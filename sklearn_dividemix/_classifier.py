@@ -377,11 +377,11 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
             eval_batch_size=self.eval_batch_size,
         )
         nets = self._build_nets(X, len(classes), device, amp, seeds[:2])
-        check_module_output(nets[0], X_device[:8], len(classes), data.augment)
         cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
         # Dropout and user augmentations draw from the global torch RNG; fork it
         # so that the fit is reproducible and the caller's state untouched.
         with torch.random.fork_rng(devices=cuda_devices):
+            check_module_output(nets[0], X_device[:8], len(classes), data.augment)
             torch.manual_seed(int(seeds[2]))
             history, windows = run_epochs(self, nets, data, EpochReporter(self.verbose))
             divisions = [

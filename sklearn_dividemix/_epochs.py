@@ -197,7 +197,7 @@ def _epoch(est, nets, data, windows, epoch, rng, reporter) -> dict:
             for group in net.optimizer_.param_groups:
                 group["lr"] *= est.lr_decay
     for net in nets:
-        net.history.new_epoch()
+        # skorch's own on_epoch_begin adds the history row and records 'epoch'
         net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
     if epoch < est.warmup_epochs:
         row = _warmup(est, nets, data, reporter)

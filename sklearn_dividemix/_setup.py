@@ -150,7 +150,12 @@ def build_net(
             net.initialize()
         except Exception as exc:
             name = getattr(module, "__name__", repr(module))
-            exc.add_note(f"sklearn_dividemix: building the module {name} failed.")
+            optimizer_name = getattr(optimizer, "__name__", repr(optimizer))
+            exc.add_note(
+                f"sklearn_dividemix: building the net (module {name}, optimizer "
+                f"{optimizer_name}, callbacks) from its module__*/optimizer__*/"
+                "callbacks__* arguments failed."
+            )
             raise
     if not isinstance(net.module_, nn.Module):
         raise TypeError(
