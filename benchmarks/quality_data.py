@@ -59,9 +59,7 @@ def _digits(n_train: int | None, n_test: int | None) -> Dataset:
     )
     train = _stratified_subset(y_train, n_train, SUBSET_SEED)
     test = _stratified_subset(y_test, n_test, SUBSET_SEED)
-    return Dataset(
-        "digits", X_train[train], y_train[train], X_test[test], y_test[test]
-    )
+    return Dataset("digits", X_train[train], y_train[train], X_test[test], y_test[test])
 
 
 def _to_float_images(x: np.ndarray, name: str) -> np.ndarray:

@@ -15,8 +15,9 @@ believes wrong. The last cell saves a picture of what the fit did.
 # ------------
 # The digits are scaled to [0, 1] and split into train and test sets. Only
 # the training labels are corrupted: 40 % of them are replaced by another
-# class drawn at random (symmetric noise). The test labels stay clean, so the
-# test accuracy measures what a user cares about.
+# class drawn at random (``kind="symmetric_exclusive"``; the paper's
+# ``"symmetric"`` may redraw the true class). The test labels stay clean, so
+# the test accuracy measures what a user cares about.
 import os
 from pathlib import Path
 
@@ -44,7 +45,9 @@ X = (X / 16.0).astype(np.float32)
 X_train, X_test, y_train, y_test = train_test_split(
     X, y, test_size=0.3, stratify=y, random_state=0
 )
-y_noisy, is_flipped = make_noisy_labels(y_train, noise_rate=0.4, random_state=0)
+y_noisy, is_flipped = make_noisy_labels(
+    y_train, noise_rate=0.4, kind="symmetric_exclusive", random_state=0
+)
 print(f"{is_flipped.sum()} of {len(y_noisy)} training labels are wrong")
 
 # %%

@@ -302,7 +302,12 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         """Train both nets on ``X`` with the noisy labels ``y``.
 
-        A fit that raises leaves a previously fitted estimator as it was.
+        A fit that raises (bad input or parameters, a module that fails to
+        build, a loss that diverges: ``FloatingPointError`` naming the epoch and
+        phase) leaves a previously fitted estimator as it was. A
+        ``KeyboardInterrupt`` during the epochs ends training early, as in
+        skorch: the fit returns a usable estimator whose ``history_`` ends
+        with ``{"epoch": k, "phase": ..., "interrupted": True}``.
 
         Parameters
         ----------

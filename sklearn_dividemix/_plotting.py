@@ -217,7 +217,7 @@ class LossDivisionDisplay:
         when = "after the last epoch" if self.epoch is None else f"epoch {self.epoch}"
         name = "" if self.net is None else f"net{self.net}'s "
         ax.set_title(f"{name}loss division, {when}")
-        ax.legend(loc="upper right")
+        ax.legend(loc="upper right", fontsize="small")
         self.ax_, self.figure_ = ax, ax.figure
         return self
 
@@ -229,10 +229,11 @@ class LossDivisionDisplay:
             self.weights[k] * _normal_pdf(x, self.means[k], self.variances[k])
             for k in (0, 1)
         ]
+        # The mixture first, so that the dashed components stay visible on it.
         styles = {
+            "mixture": (densities[0] + densities[1], "black", "-"),
             "clean": (densities[0], "tab:green", "--"),
             "noisy": (densities[1], "tab:red", "--"),
-            "mixture": (densities[0] + densities[1], "black", "-"),
         }
         return {
             name: ax.plot(x, scale * y, color=color, linestyle=style, label=name)[0]
@@ -410,7 +411,7 @@ class TrainingCurvesDisplay:
             )
         ax[1].set_ylim(0, 1.02)
         for axis in ax:
-            axis.legend(loc="best")
+            axis.legend(loc="best", fontsize="small")
         self.ax_, self.figure_ = ax, ax[0].figure
         return self
 

@@ -7,8 +7,6 @@ before training (bad input, bad parameter) or during it (a module that
 fails to build or returns the wrong shape).
 """
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -18,22 +16,13 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 from torch import nn
 
-from sklearn_dividemix import (
-    DivideMixClassifier,
-    DivisionWarning,
-    MLPClassifierModule,
-)
+from sklearn_dividemix import DivideMixClassifier, MLPClassifierModule
 
 FAST = dict(max_epochs=3, warmup_epochs=2, batch_size=16, lr=0.1, random_state=0)
 
-
-@pytest.fixture(autouse=True)
-def _quiet_divisions():
-    # Tiny, easy data makes one-sided divisions; DivisionWarning is tested in
-    # test_classifier.py.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DivisionWarning)
-        yield
+# Tiny, easy data makes one-sided divisions; DivisionWarning is tested in
+# test_classifier.py.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn_dividemix.DivisionWarning")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +33,7 @@ def blobs():
 
 @pytest.fixture(scope="module")
 def fitted(blobs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DivisionWarning)
-        return DivideMixClassifier(**FAST).fit(*blobs)
+    return DivideMixClassifier(**FAST).fit(*blobs)
 
 
 def _with_value(X, value):

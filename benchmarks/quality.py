@@ -1,0 +1,350 @@
+"""Quality benchmark: DivideMix against the alternatives a user would try.
+
+On the same splits, seeds, noisy labels, module, augmentation and epoch
+budget, this compares :class:`~sklearn_dividemix.DivideMixClassifier`, a plain
+skorch net trained with cross-entropy on the noisy labels, cleanlab's
+``CleanLearning`` around that net, and the net trained on the true labels
+(the clean-label oracle). It records last-epoch test accuracy on clean test
+labels, how well each method's noise flags match the true flips, wall time and
+peak memory.
+
+Every finished run is appended to a JSON-lines cache, so an interrupted
+benchmark resumes where it stopped; at the end all runs are written to one
+JSON file and rendered to ``docs/benchmarks.md`` with two plots.
+
+Usage (from the repository root)::
+
+    nice -n 10 python benchmarks/quality.py           # the full benchmark
+    python benchmarks/quality.py --quick --output-dir /tmp/q   # about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality_data import Dataset, load_dataset  # noqa: E402
+from quality_methods import METHODS, Budget, fit_method, module_spec  # noqa: E402
+from quality_report import write_report  # noqa: E402
+
+from sklearn_dividemix import CIFAR10_ASYMMETRIC_MAP, make_noisy_labels  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_VERSION = 1
+
+NOISES = {
+    "sym20": ("symmetric", 0.2),
+    "sym50": ("symmetric", 0.5),
+    "sym80": ("symmetric", 0.8),
+    "asym40": ("asymmetric", 0.4),
+}
+# Class-dependent noise between look-alike classes. Digits (MNIST and
+# scikit-learn's): 2->7, 3->8, 5<->6, 7->1 (Patrini et al., CVPR 2017).
+# Fashion-MNIST: T-shirt<->shirt, pullover->coat, sandal->sneaker.
+DIGIT_MAP = {2: 7, 3: 8, 5: 6, 6: 5, 7: 1}
+ASYMMETRIC_MAPS = {
+    "digits": DIGIT_MAP,
+    "mnist": DIGIT_MAP,
+    "fashion_mnist": {0: 6, 6: 0, 2: 4, 5: 7},
+    "cifar10": dict(CIFAR10_ASYMMETRIC_MAP),
+}
+
+
+@dataclass
+class Suite:
+    """One data set: its subset sizes, input form, budget, seeds and noises."""
+
+    dataset: str
+    n_train: int | None
+    n_test: int | None
+    budget: Budget
+    seeds: tuple[int, ...] = (0,)
+    noises: tuple[str, ...] = tuple(NOISES)
+    flatten: bool = False
+    methods: tuple[str, ...] = METHODS
+
+
+FULL = (
+    Suite("digits", None, None, Budget(max_epochs=30), seeds=(0, 1, 2)),
+    Suite("mnist", 6000, 5000, Budget(max_epochs=30), flatten=True),
+    Suite("fashion_mnist", 6000, 5000, Budget(max_epochs=30), flatten=True),
+    Suite("cifar10", 3000, 2000, Budget(max_epochs=12)),
+)
+QUICK = (
+    Suite(
+        "digits",
+        600,
+        300,
+        Budget(max_epochs=3, dividemix={"warmup_epochs": 1}),
+        noises=("sym50",),
+    ),
+)
+
+
+# -- one run ----------------------------------------------------------------
+
+
+def _read_status_mib(field_name: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0) so a run gets its own."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def detection_metrics(is_flipped, flagged, noise_score) -> dict:
+    """Precision, recall, F1 of the flags and ROC AUC of the score vs true flips."""
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        is_flipped, flagged, average="binary", zero_division=0.0
+    )
+    both = 0 < is_flipped.sum() < len(is_flipped)
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "roc_auc": float(roc_auc_score(is_flipped, noise_score)) if both else None,
+        "flagged_fraction": float(np.mean(flagged)),
+    }
+
+
+def run_one(method: str, data: Dataset, noise: str, seed: int, budget: Budget):
+    """Fit one method on one noisy copy of the data and measure it."""
+    kind, rate = NOISES[noise]
+    class_map = ASYMMETRIC_MAPS[data.name] if kind == "asymmetric" else None
+    y_noisy, is_flipped = make_noisy_labels(
+        data.y_train, noise_rate=rate, kind=kind, class_map=class_map, random_state=seed
+    )
+    gc.collect()
+    rss_before = _read_status_mib("VmRSS")
+    peak_reset = _reset_peak_rss()
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = fit_method(method, data, y_noisy, budget, seed)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    accuracy = float(np.mean(fitted["model"].predict(data.X_test) == data.y_test))
+    predict_seconds = time.perf_counter() - start
+    peak = _read_status_mib("VmHWM") if peak_reset else None
+    detection = None
+    if fitted["flagged"] is not None:
+        detection = detection_metrics(
+            is_flipped, fitted["flagged"], fitted["noise_score"]
+        )
+    return {
+        "test_accuracy": accuracy,
+        "detection": detection,
+        "realized_noise": float(is_flipped.mean()),
+        "fit_seconds": fit_seconds,
+        "predict_seconds": predict_seconds,
+        "peak_rss_mib": peak,
+        "peak_rss_increase_mib": None if peak is None else peak - rss_before,
+        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught})[
+            :10
+        ],
+        "extra": fitted["extra"],
+    }
+
+
+# -- the grid, with a cache ---------------------------------------------------
+
+
+def _cell(suite: Suite, data: Dataset, noise: str, seed: int, method: str) -> dict:
+    kind, rate = NOISES[noise]
+    module, _ = module_spec(data.X_train, data.n_classes)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "dataset": suite.dataset,
+        "n_train": len(data.X_train),
+        "n_test": len(data.X_test),
+        "input_shape": list(data.X_train.shape[1:]),
+        "module": module.__name__,
+        "noise": noise,
+        "noise_kind": kind,
+        "noise_rate": rate,
+        "seed": seed,
+        "method": method,
+        "budget": asdict(suite.budget),
+    }
+
+
+def _key(cell: dict) -> str:
+    text = json.dumps(cell, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _load_cache(path: Path) -> dict[str, dict]:
+    runs = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                run = json.loads(line)
+                runs[run["key"]] = run
+    return runs
+
+
+def _suite_data(suite: Suite) -> Dataset:
+    data = load_dataset(suite.dataset, suite.n_train, suite.n_test)
+    if suite.flatten:
+        data = replace(
+            data,
+            X_train=data.X_train.reshape(len(data.X_train), -1),
+            X_test=data.X_test.reshape(len(data.X_test), -1),
+        )
+    return data
+
+
+def run_suites(suites, cache_path: Path, log=print) -> list[dict]:
+    """Run every cell not yet in the cache; return all runs of these suites."""
+    cache = _load_cache(cache_path)
+    runs = []
+    for suite in suites:
+        data = _suite_data(suite)
+        for seed in suite.seeds:
+            for noise in suite.noises:
+                for method in suite.methods:
+                    # The oracle never sees the noisy labels: one run per seed.
+                    if method == "oracle" and noise != suite.noises[0]:
+                        continue
+                    cell = _cell(suite, data, noise, seed, method)
+                    key = _key(cell)
+                    if key not in cache:
+                        result = run_one(method, data, noise, seed, suite.budget)
+                        cache[key] = {"key": key, **cell, **result}
+                        with cache_path.open("a") as f:
+                            f.write(json.dumps(cache[key], default=str) + "\n")
+                        log(_log_line(cache[key]))
+                    runs.append(cache[key])
+    return runs
+
+
+def _log_line(run: dict) -> str:
+    f1 = (run["detection"] or {}).get("f1")
+    f1_text = "" if f1 is None else f"  detection F1 {f1:.3f}"
+    return (
+        f"{run['dataset']:>13} {run['noise']:>6} seed {run['seed']} "
+        f"{run['method']:>13}: accuracy {run['test_accuracy']:.4f}{f1_text}  "
+        f"({run['fit_seconds']:.1f} s)"
+    )
+
+
+def machine_info() -> dict:
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import cleanlab
+    import sklearn
+    import skorch
+
+    return {
+        "cpu": model,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "skorch": skorch.__version__,
+        "scikit-learn": sklearn.__version__,
+        "cleanlab": cleanlab.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="digits, one noise")
+    parser.add_argument("--output-dir", type=Path, help="write everything here")
+    parser.add_argument("--datasets", nargs="+", help="subset of the data sets")
+    parser.add_argument("--seeds", nargs="+", type=int, help="override the seeds")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--fresh", action="store_true", help="ignore the cache")
+    return parser.parse_args(argv)
+
+
+def _paths(args) -> dict[str, Path]:
+    out = args.output_dir
+    if out is None and args.quick:
+        out = Path(tempfile.mkdtemp(prefix="quality_quick_"))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        return {
+            "json": out / "quality.json",
+            "cache": out / "quality_runs.jsonl",
+            "markdown": out / "benchmarks.md",
+            "images": out,
+        }
+    return {
+        "json": ROOT / "benchmarks" / "results" / "quality.json",
+        "cache": ROOT / "benchmarks" / "results" / "quality_runs.jsonl",
+        "markdown": ROOT / "docs" / "benchmarks.md",
+        "images": ROOT / "docs" / "images",
+    }
+
+
+def main(argv=None) -> dict:
+    """Run the benchmark; return the paths of what it wrote."""
+    args = _parse_args(argv)
+    torch.set_num_threads(args.threads)
+    suites = QUICK if args.quick else FULL
+    if args.datasets:
+        suites = tuple(s for s in suites if s.dataset in args.datasets)
+    if args.seeds:
+        suites = tuple(replace(s, seeds=tuple(args.seeds)) for s in suites)
+    paths = _paths(args)
+    paths["cache"].parent.mkdir(parents=True, exist_ok=True)
+    if args.fresh and paths["cache"].exists():
+        paths["cache"].unlink()
+    start = time.perf_counter()
+    runs = run_suites(suites, paths["cache"])
+    command = "python benchmarks/quality.py " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "command": command.strip(),
+        "quick": args.quick,
+        "machine": machine_info(),
+        "wall_seconds_this_invocation": time.perf_counter() - start,
+        "suites": [asdict(s) for s in suites],
+        "runs": runs,
+    }
+    paths["json"].parent.mkdir(parents=True, exist_ok=True)
+    paths["json"].write_text(json.dumps(result, indent=1, default=str) + "\n")
+    paths.update(write_report(result, paths["markdown"], paths["images"]))
+    print(f"Wrote {paths['json']} and {paths['markdown']}")
+    return paths
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,416 @@
+"""Speed of DivideMixClassifier against its compute floor and plain skorch.
+
+For one data set size, module and batch size, in one process:
+
+* the seconds of warm-up and MixMatch epochs of ``DivideMixClassifier``;
+* the compute floor of each of those epochs: the same forward passes (no
+  grad) and forward + backward passes of the same module at the same batch
+  shapes on pre-made tensors, run right after the epoch (``speed_floor``);
+* the same for a plain skorch ``NeuralNetClassifier`` epoch;
+
+and reports efficiency = floor / actual per phase (median over the measured
+epochs; the first epoch of each phase is a warm-up and is not counted).
+``--memory`` also fits in a fresh subprocess and reports its peak memory.
+
+Examples::
+
+    python benchmarks/speed.py --quick
+    python benchmarks/speed.py --dataset mnist --n 10000 --module cnn
+    python benchmarks/speed.py --dataset cifar10 --n 512 --module resnet18
+    python benchmarks/speed.py --memory-only --dataset mnist --n 60000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from speed_session import DivideMixFloor, SkorchFloor, pair_epochs  # noqa: E402
+
+from sklearn_dividemix import DivideMixClassifier  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+NOISE_RATE = 0.4
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add(
+        "--dataset",
+        default="mnist",
+        choices=["mnist", "fashion_mnist", "cifar10", "synthetic"],
+    )
+    add("--n", type=int, default=10000, help="training samples")
+    add("--module", default="cnn", choices=["cnn", "resnet18", "mlp"])
+    add("--batch-size", type=int, default=64)
+    add("--eval-batch-size", type=int, default=1024)
+    add("--warmup-epochs", type=int, default=3, help="first one not counted")
+    add("--mixmatch-epochs", type=int, default=3, help="first one not counted")
+    add("--skorch-epochs", type=int, default=3, help="first one not counted")
+    add("--amp", choices=["bf16", "fp16"], default=None)
+    add("--channels-last", action="store_true")
+    add("--threads", type=int, default=None, help="torch threads (default: all)")
+    add("--memory", action="store_true", help="also measure peak memory of a fit")
+    add("--memory-only", action="store_true", help="only measure peak memory")
+    add("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    add("--quick", action="store_true", help="tiny synthetic run, a few seconds")
+    add("--out", type=Path, default=None, help="JSON file (default: results/)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.dataset, args.n, args.module = "synthetic", 192, "cnn"
+        args.batch_size, args.eval_batch_size = 32, 128
+        args.warmup_epochs = args.mixmatch_epochs = args.skorch_epochs = 2
+    return args
+
+
+# -- data and modules -------------------------------------------------------
+
+
+def load_data(name: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 images (n, C, H, W) and labels with 40 % symmetric noise."""
+    rng = np.random.RandomState(seed)
+    if name == "synthetic":
+        X = rng.rand(n, 1, 12, 12).astype(np.float32)
+        y = np.arange(n) % 4
+        X[np.arange(n), 0, y, :] += 1.0
+    else:
+        from quality_data import load_dataset
+
+        data = load_dataset(name, n, 100)
+        X, y = data.X_train, data.y_train
+    n_classes = int(y.max()) + 1
+    flipped = rng.rand(len(y)) < NOISE_RATE
+    y = y.copy()
+    y[flipped] = (y[flipped] + rng.randint(1, n_classes, flipped.sum())) % n_classes
+    return np.ascontiguousarray(X, dtype=np.float32), y.astype(np.int64)
+
+
+def module_spec(name: str, X: np.ndarray, n_classes: int):
+    """(module factory, module kwargs) for DivideMix and for skorch alike."""
+    if name == "resnet18":
+        import torchvision
+
+        return torchvision.models.resnet18, {"num_classes": n_classes}
+    if name == "mlp":
+        from sklearn_dividemix import MLPClassifierModule
+
+        n_features = int(np.prod(X.shape[1:]))
+        return MLPClassifierModule, {"n_features": n_features, "num_classes": n_classes}
+    from sklearn_dividemix import SmallCNNClassifierModule
+
+    return SmallCNNClassifierModule, {
+        "in_channels": X.shape[1],
+        "num_classes": n_classes,
+    }
+
+
+# -- the two fits -------------------------------------------------------------
+
+
+def _phase_summary(epochs: list[dict]) -> dict:
+    """Median seconds and efficiency of the epochs after the first one."""
+    measured = epochs[1:] if len(epochs) > 1 else epochs
+    actual = np.array([e["actual_s"] for e in measured])
+    floor = np.array([e["floor_s"] for e in measured])
+    return {
+        "epochs": epochs,
+        "measured_epochs": len(measured),
+        "actual_s": float(np.median(actual)),
+        "floor_s": float(np.median(floor)),
+        "efficiency": float(np.median(floor / actual)),
+        "efficiency_range": [
+            float((floor / actual).min()),
+            float((floor / actual).max()),
+        ],
+    }
+
+
+def time_dividemix(args, X, y) -> dict:
+    n_classes = int(y.max()) + 1
+    module, module_kwargs = module_spec(args.module, X, n_classes)
+    batch_size = min(args.batch_size, len(X))
+    recorder = DivideMixFloor(
+        len(X), X.shape[1:], n_classes, batch_size, args.eval_batch_size
+    )
+    clf = DivideMixClassifier(
+        module,
+        max_epochs=args.warmup_epochs + args.mixmatch_epochs,
+        warmup_epochs=args.warmup_epochs,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        random_state=0,
+        callbacks=[recorder],
+        **{f"module__{k}": v for k, v in module_kwargs.items()},
+    )
+    start = time.perf_counter()
+    clf.fit(X, y)
+    fit_s = time.perf_counter() - start
+    epochs = pair_epochs(clf.history_, recorder.records)
+    return {
+        "fit_s": fit_s,
+        "epochs_s": float(sum(e["actual_s"] for e in epochs)),
+        "warmup": _phase_summary([e for e in epochs if e["phase"] == "warmup"]),
+        "mixmatch": _phase_summary([e for e in epochs if e["phase"] == "mixmatch"]),
+    }
+
+
+def time_skorch(args, X, y) -> dict:
+    from skorch import NeuralNetClassifier
+
+    n_classes = int(y.max()) + 1
+    module, module_kwargs = module_spec(args.module, X, n_classes)
+    batch_size = min(args.batch_size, len(X))
+    recorder = SkorchFloor(len(X), X.shape[1:], n_classes, batch_size)
+    net = NeuralNetClassifier(
+        module,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        optimizer__momentum=0.9,
+        optimizer__weight_decay=5e-4,
+        lr=0.02,
+        batch_size=batch_size,
+        max_epochs=args.skorch_epochs,
+        train_split=None,
+        iterator_train__shuffle=True,
+        callbacks=[recorder],
+        device="cpu" if not torch.cuda.is_available() else "cuda",
+        verbose=0,
+        **{f"module__{k}": v for k, v in module_kwargs.items()},
+    )
+    torch.manual_seed(0)
+    net.fit(X, y)
+    return _phase_summary(recorder.records)
+
+
+# -- memory -------------------------------------------------------------------
+
+
+def _proc_status() -> dict[str, int]:
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":", 1) for line in status if ":" in line)
+    return {k: int(fields[k].split()[0]) * 1024 for k in ("VmRSS", "VmHWM", "RssAnon")}
+
+
+class _PeakSampler:
+    """Samples the resident set every 10 ms in a thread, for the anonymous peak."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = {"VmRSS": 0, "RssAnon": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            status = _proc_status()
+            for key in self.peak:
+                self.peak[key] = max(self.peak[key], status[key])
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def memory_child(args) -> dict:
+    """Peak memory of one fit (1 warm-up + 1 MixMatch epoch), in this process."""
+    import gc
+
+    imported = _proc_status()
+    X, y = load_data(args.dataset, args.n)
+    gc.collect()
+    loaded = _proc_status()
+    n_classes = int(y.max()) + 1
+    module, module_kwargs = module_spec(args.module, X, n_classes)
+    clf = DivideMixClassifier(
+        module,
+        max_epochs=2,
+        warmup_epochs=1,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        random_state=0,
+        **{f"module__{k}": v for k, v in module_kwargs.items()},
+    )
+    try:  # reset the kernel's high-water mark to the current resident set
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        hwm_reset = True
+    except OSError:
+        hwm_reset = False
+    start = time.perf_counter()
+    with _PeakSampler() as sampler:
+        clf.fit(X, y)
+    fit_s = time.perf_counter() - start
+    after = _proc_status()
+    model_bytes = sum(
+        t.numel() * t.element_size()
+        for net in (clf.net1_, clf.net2_)
+        for t in [*net.module_.parameters(), *net.module_.buffers()]
+    )
+    peak = after["VmHWM"] if hwm_reset else sampler.peak["VmRSS"]
+    data_bytes = X.nbytes
+    budget = 2 * (data_bytes + model_bytes) + 300 * 2**20
+    return {
+        "n": len(X),
+        "fit_s": fit_s,
+        "data_bytes": data_bytes,
+        "model_bytes": model_bytes,
+        "rss_after_import": imported["VmRSS"],
+        "rss_after_data": loaded["VmRSS"],
+        "anon_after_import": imported["RssAnon"],
+        "anon_after_data": loaded["RssAnon"],
+        "fit_peak_rss": peak,
+        "fit_peak_rss_sampled": sampler.peak["VmRSS"],
+        "fit_peak_anon_sampled": sampler.peak["RssAnon"],
+        "hwm_reset": hwm_reset,
+        "fit_peak_over_import": peak - imported["VmRSS"],
+        "fit_peak_over_data": peak - loaded["VmRSS"],
+        "budget_bytes": budget,
+        "within_budget": bool(peak - imported["VmRSS"] <= budget),
+    }
+
+
+def measure_memory(args) -> dict:
+    """Run :func:`memory_child` in a fresh interpreter and return its report."""
+    command = [
+        sys.executable,
+        __file__,
+        "--memory-child",
+        f"--dataset={args.dataset}",
+        f"--n={args.n}",
+        f"--module={args.module}",
+        f"--batch-size={args.batch_size}",
+        f"--eval-batch-size={args.eval_batch_size}",
+    ]
+    if args.threads:
+        command.append(f"--threads={args.threads}")
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+# -- report -------------------------------------------------------------------
+
+
+def machine_info() -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in info if "model name" in line
+            )
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def _ratios(dividemix: dict, skorch: dict) -> dict:
+    out = {}
+    for phase in ("warmup", "mixmatch"):
+        for kind in ("actual", "floor"):
+            key = f"{phase}_over_skorch_{kind}"
+            out[key] = dividemix[phase][f"{kind}_s"] / skorch[f"{kind}_s"]
+    return out
+
+
+def print_summary(result: dict) -> None:
+    if "dividemix" in result:
+        rows = [
+            ("DivideMix warm-up", result["dividemix"]["warmup"]),
+            ("DivideMix MixMatch", result["dividemix"]["mixmatch"]),
+            ("plain skorch", result["skorch"]),
+        ]
+        print(f"{'phase':<20} {'s/epoch':>9} {'floor s':>9} {'efficiency':>10}")
+        for name, phase in rows:
+            print(
+                f"{name:<20} {phase['actual_s']:>9.3f} {phase['floor_s']:>9.3f} "
+                f"{phase['efficiency']:>10.3f}"
+            )
+        for key, value in result["ratios"].items():
+            print(f"{key:<32} {value:.2f}")
+    if "memory" in result:
+        memory = result["memory"]
+        print(
+            f"memory: fit peak {memory['fit_peak_rss'] / 2**20:.0f} MiB, "
+            f"{memory['fit_peak_over_import'] / 2**20:.0f} MiB over the import "
+            f"baseline, budget {memory['budget_bytes'] / 2**20:.0f} MiB"
+        )
+
+
+def default_out(args) -> Path:
+    name = (
+        "quick"
+        if args.quick
+        else f"{args.dataset}_{args.n}_{args.module}_b{args.batch_size}"
+    )
+    if args.amp:
+        name += f"_{args.amp}"
+    if args.channels_last:
+        name += "_cl"
+    if args.memory_only:
+        name = f"memory_{args.dataset}_{args.n}_{args.module}"
+    return RESULTS_DIR / f"speed_{name}.json"
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_child:
+        print(json.dumps(memory_child(args)))
+        return {}
+    result = {
+        "command": "python benchmarks/speed.py "
+        + shlex.join(sys.argv[1:] if argv is None else argv),
+        "config": {
+            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+        },
+        "machine": machine_info(),
+        "loadavg_before": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if not args.memory_only:
+        X, y = load_data(args.dataset, args.n)
+        result["input_shape"] = list(X.shape[1:])
+        result["dividemix"] = time_dividemix(args, X, y)
+        result["skorch"] = time_skorch(args, X, y)
+        result["ratios"] = _ratios(result["dividemix"], result["skorch"])
+    if args.memory or args.memory_only:
+        result["memory"] = measure_memory(args)
+    result["loadavg_after"] = os.getloadavg()
+    out = args.out or default_out(args)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print_summary(result)
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

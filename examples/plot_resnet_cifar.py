@@ -1,0 +1,178 @@
+"""
+=====================================================
+A torchvision ResNet-18 on CIFAR-10-style image arrays
+=====================================================
+
+DivideMix was designed for image classification with deep networks. This
+example trains :class:`~sklearn_dividemix.DivideMixClassifier` with a
+``torchvision`` ResNet-18 on colour images stored the way CIFAR-10 arrays
+usually come: ``uint8`` of shape ``(n, 32, 32, 3)``. To run in about a minute
+on a CPU it uses a small synthetic stand-in for CIFAR-10 and a few epochs, so
+its accuracy says little; the last cell gives the settings that reproduce the
+paper on the real data set with a GPU.
+"""
+
+# %%
+# CIFAR-10-style arrays
+# ---------------------
+# Real CIFAR-10 is 50,000 training images; here each 8x8 digit of
+# scikit-learn becomes a 32x32 colour image: enlarged to 24x24, drawn in a
+# random colour on the complementary background, with pixel noise. The
+# function returns what a CIFAR-10 loader returns: ``uint8`` images in
+# (height, width, channel) order and integer labels.
+import os
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.metrics import precision_score, recall_score
+from sklearn.model_selection import train_test_split
+from torch import nn
+from torchvision.models import resnet18
+
+from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
+
+# The test suite sets SKDM_EXAMPLE_FAST=1 to run every example in seconds.
+FAST = os.environ.get("SKDM_EXAMPLE_FAST") == "1"
+
+
+def cifar10_like(random_state=0):
+    """Digits as 32x32 colour images: (n, 32, 32, 3) uint8 and labels."""
+    rng = np.random.RandomState(random_state)
+    digits = load_digits()
+    n = len(digits.images)
+    glyphs = np.kron(digits.images / 16.0, np.ones((3, 3)))[..., None]  # 24x24
+    background = rng.uniform(0, 255, size=(n, 1, 1, 3))
+    foreground = 255 - background  # the complementary colour: always visible
+    images = np.repeat(background, 32, axis=1).repeat(32, axis=2)
+    images[:, 4:28, 4:28] = glyphs * foreground + (1 - glyphs) * background
+    images += rng.normal(0, 12, size=images.shape)
+    return np.clip(images, 0, 255).astype(np.uint8), digits.target
+
+
+images, labels = cifar10_like()
+print(images.shape, images.dtype)
+
+# %%
+# From image arrays to network input
+# ----------------------------------
+# Torch convolutions want float tensors in (n, channel, height, width) order.
+# Scale to [0, 1], normalise each channel with the training set's mean and
+# standard deviation, and transpose. 20 % of the training labels are then
+# replaced by another class.
+images_train, images_test, y_train, y_test = train_test_split(
+    images, labels, train_size=500, test_size=500, stratify=labels, random_state=0
+)
+if FAST:
+    images_train, y_train = images_train[:100], y_train[:100]
+    images_test, y_test = images_test[:100], y_test[:100]
+
+
+def to_network_input(images, mean, std):
+    scaled = images.astype(np.float32) / 255.0
+    return np.ascontiguousarray(((scaled - mean) / std).transpose(0, 3, 1, 2))
+
+
+mean = (images_train / 255.0).mean(axis=(0, 1, 2)).astype(np.float32)
+std = (images_train / 255.0).std(axis=(0, 1, 2)).astype(np.float32)
+X_train = to_network_input(images_train, mean, std)
+X_test = to_network_input(images_test, mean, std)
+y_noisy, is_wrong = make_noisy_labels(
+    y_train, noise_rate=0.2, kind="symmetric_exclusive", random_state=0
+)
+print(X_train.shape, f"{is_wrong.mean():.0%} of the training labels are wrong")
+
+# %%
+# A ResNet-18 from torchvision
+# ----------------------------
+# ``module`` takes any callable that returns a ``torch.nn.Module``.
+# ``torchvision.models.resnet18`` accepts ``num_classes``, so DivideMix passes
+# the number of classes of ``y``; ``weights`` stays ``None``: nothing is
+# downloaded. Its ImageNet stem shrinks a 32x32 image to 8x8 at once, which
+# keeps a CPU run cheap. For CIFAR one usually replaces the stem by a 3x3
+# convolution of stride 1 without max-pooling, as in the paper's PreAct
+# ResNet-18: about 16 times the compute, worth it on a GPU.
+
+
+def resnet18_cifar(num_classes):
+    """ResNet-18 with the CIFAR stem: 3x3 stride-1 convolution, no max-pool."""
+    net = resnet18(num_classes=num_classes)
+    net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    return net
+
+
+# %%
+# Settings for a one-minute CPU run
+# ---------------------------------
+# Four choices differ from the paper's, for this small budget and data:
+#
+# - Adam at ``lr=1e-3`` instead of SGD at 0.02: a ResNet trained from scratch
+#   gets going within a few epochs with Adam, with SGD it needs dozens.
+# - ``augment="crop"``: random crops without the horizontal flip that
+#   ``"auto"`` adds for colour images, since a mirrored digit is another
+#   digit (CIFAR's objects survive a flip).
+# - ``lr_decay=1.0``: no division of the learning rate halfway, which
+#   would stop a five-epoch run before it starts.
+# - ``lambda_u=0``: the paper's value at 20 % noise (see the user guide).
+#
+# ``verbose=1`` prints one line per epoch (``verbose=2`` adds a progress bar).
+# Expect a DivisionWarning this early: the losses are not yet bimodal.
+clf = DivideMixClassifier(
+    module=resnet18,
+    max_epochs=2 if FAST else 5,
+    warmup_epochs=1 if FAST else 3,
+    batch_size=32,
+    optimizer=torch.optim.Adam,
+    lr=1e-3,
+    lr_decay=1.0,
+    lambda_u=0,
+    augment="crop",
+    random_state=0,
+    verbose=1,
+)
+clf.fit(X_train, y_noisy)
+
+# %%
+# Results
+# -------
+# Five epochs on 500 images are far from the paper's 300 epochs on 50,000: a
+# ResNet trained from scratch has barely started to learn (chance is 10 %),
+# and its loss division is still rough. These numbers show that everything
+# is wired up, not what DivideMix can do; the quick start and the benchmarks
+# show that.
+flagged = ~clf.clean_mask_
+print(f"test accuracy {clf.score(X_test, y_test):.3f} (chance: 0.100)")
+print(
+    f"wrong labels found: precision {precision_score(is_wrong, flagged):.3f}, "
+    f"recall {recall_score(is_wrong, flagged):.3f}"
+)
+print(f"trained on {clf.device_}; {torch.cuda.device_count()} CUDA device(s) visible")
+
+# %%
+# The paper's settings, on a GPU
+# ------------------------------
+# With the real CIFAR-10 training set (``x_train``: ``(50000, 32, 32, 3)``
+# ``uint8``, ``y_train``), prepared with ``to_network_input`` as above, the
+# paper's CIFAR-10 settings are:
+#
+# .. code-block:: python
+#
+#     clf = DivideMixClassifier(
+#         module=resnet18_cifar,
+#         max_epochs=300,
+#         warmup_epochs=10,  # 30 on CIFAR-100
+#         batch_size=64,
+#         lr=0.02,  # divided by 10 halfway (lr_decay=0.1)
+#         lambda_u=25,  # 0 at 20 % symmetric noise, 50 at 90 %; see the user guide
+#         p_threshold=0.5,  # 0.6 at 90 % noise, with loss_window=5
+#         amp="bf16",  # mixed precision on recent GPUs
+#         device="cuda",  # the default "auto" also picks CUDA when present
+#         random_state=0,
+#         verbose=2,  # a progress bar per epoch
+#     ).fit(X_train, y_noisy)
+#
+# The data live on the GPU for the whole fit and augmentation runs there too;
+# ``channels_last="auto"`` turns on the channels-last memory format on CUDA.
+# The paper reports 94.6 % test accuracy at 50 % symmetric noise (cross-entropy:
+# 79.4 %) after 300 epochs, a few hours on one modern GPU.

@@ -1,0 +1,154 @@
+"""The quality benchmark's quick mode runs end to end and writes its report."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("cleanlab", reason="cleanlab is an optional benchmark dependency")
+pytest.importorskip("matplotlib")
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+RUN_KEYS = {
+    "key",
+    "schema_version",
+    "dataset",
+    "n_train",
+    "n_test",
+    "input_shape",
+    "module",
+    "noise",
+    "noise_kind",
+    "noise_rate",
+    "seed",
+    "method",
+    "budget",
+    "test_accuracy",
+    "detection",
+    "realized_noise",
+    "fit_seconds",
+    "predict_seconds",
+    "peak_rss_mib",
+    "peak_rss_increase_mib",
+    "warnings",
+    "extra",
+}
+DETECTION_KEYS = {"precision", "recall", "f1", "roc_auc", "flagged_fraction"}
+
+
+@pytest.fixture(scope="module")
+def quality():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("quality")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.fixture(scope="module")
+def quick_run(quality, tmp_path_factory):
+    out = tmp_path_factory.mktemp("quality_quick")
+    paths = quality.main(["--quick", "--output-dir", str(out)])
+    return out, paths
+
+
+def test_quick_mode_writes_every_run_with_its_metrics(quick_run):
+    out, paths = quick_run
+    result = json.loads((out / "quality.json").read_text())
+    assert result["quick"] is True
+    assert result["machine"]["torch_threads"] == 1
+    runs = result["runs"]
+    # one noise level: three methods on the noisy labels plus the oracle
+    assert sorted(r["method"] for r in runs) == sorted(
+        ["dividemix", "cross_entropy", "cleanlearning", "oracle"]
+    )
+    for run in runs:
+        assert set(run) == RUN_KEYS
+        assert run["dataset"] == "digits"
+        assert 0.0 <= run["test_accuracy"] <= 1.0
+        assert run["fit_seconds"] > 0
+        # sym 50 % in the paper's sense wrongs about 45 % of the labels
+        assert 0.40 < run["realized_noise"] < 0.50
+        if run["method"] in ("dividemix", "cleanlearning"):
+            assert set(run["detection"]) == DETECTION_KEYS
+            assert 0.0 <= run["detection"]["f1"] <= 1.0
+            assert 0.0 <= run["detection"]["roc_auc"] <= 1.0
+        else:
+            assert run["detection"] is None
+    # the cache holds the same runs, one JSON object per line
+    lines = (out / "quality_runs.jsonl").read_text().splitlines()
+    assert {json.loads(line)["key"] for line in lines} == {r["key"] for r in runs}
+
+
+def test_quick_mode_writes_markdown_and_plots(quick_run):
+    out, paths = quick_run
+    text = (out / "benchmarks.md").read_text()
+    for heading in ("## Test accuracy", "## Noise detection", "## Targets", "## Cost"):
+        assert heading in text
+    assert "| digits | sym 50 % |" in text
+    assert "python benchmarks/quality.py --quick" in text
+    for name in ("benchmark_accuracy.png", "benchmark_detection_f1.png"):
+        png = out / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({name})" in text
+
+
+def test_cached_runs_are_not_repeated_and_analysis_is_kept(quality, quick_run):
+    out, _ = quick_run
+    markdown = out / "benchmarks.md"
+    analysis = "<!-- analysis:start -->\nKept.\n<!-- analysis:end -->"
+    markdown.write_text(markdown.read_text().replace("_No analysis written yet._", "Kept."))
+    before = (out / "quality_runs.jsonl").read_text()
+    quality.main(["--quick", "--output-dir", str(out)])
+    assert (out / "quality_runs.jsonl").read_text() == before
+    assert analysis in markdown.read_text()
+
+
+def test_detection_metrics_against_hand_computed_values(quality):
+    import numpy as np
+
+    is_flipped = np.array([True, True, False, False, False])
+    flagged = np.array([True, False, True, False, False])
+    score = np.array([0.9, 0.4, 0.6, 0.1, 0.2])
+    metrics = quality.detection_metrics(is_flipped, flagged, score)
+    assert metrics["precision"] == pytest.approx(0.5)
+    assert metrics["recall"] == pytest.approx(0.5)
+    assert metrics["f1"] == pytest.approx(0.5)
+    # positives (0.9, 0.4) against negatives (0.6, 0.1, 0.2): 5 of 6 pairs
+    assert metrics["roc_auc"] == pytest.approx(5 / 6)
+    assert metrics["flagged_fraction"] == pytest.approx(0.4)
+
+
+def test_targets_report_margins(quality):
+    import quality_report
+
+    def run(method, noise, accuracy, f1=None):
+        detection = None if f1 is None else {"f1": f1}
+        return {
+            "dataset": "digits",
+            "noise": noise,
+            "method": method,
+            "test_accuracy": accuracy,
+            "detection": detection,
+            "fit_seconds": 1.0,
+            "peak_rss_mib": None,
+            "realized_noise": 0.45,
+        }
+
+    runs = [
+        run("dividemix", "sym50", 0.95, f1=0.96),
+        run("cross_entropy", "sym50", 0.90),
+        run("cleanlearning", "sym50", 0.96, f1=0.90),
+        run("oracle", "sym50", 0.99),
+    ]
+    checks = quality_report.check_targets(quality_report.aggregate(runs))
+    by_target = {c["target"]: c for c in checks}
+    assert by_target["beats cross-entropy"]["met"]
+    assert not by_target["beats CleanLearning"]["met"]
+    assert by_target["beats CleanLearning"]["margin"] == pytest.approx(-0.01)
+    oracle = by_target["within 3 points of the oracle"]
+    assert not oracle["met"] and oracle["margin"] == pytest.approx(-0.01)
+    assert by_target["detection F1 >= 0.95"]["margin"] == pytest.approx(0.01)
+    assert by_target["detection F1 above CleanLearning's"]["met"]
