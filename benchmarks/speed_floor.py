@@ -27,6 +27,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -132,9 +133,11 @@ class Floor:
     ----------
     own, peer : nn.Module
         Copies of the trained net's and of the peer's module (same
-        architecture, memory format and device as the real ones).
-    input_shape : tuple of int
-        Shape of one sample.
+        architecture, memory format and device as the real ones); ``peer``
+        may be None when no step has a peer pass.
+    inputs : ndarray of shape (max_rows, ...)
+        Real training samples: the passes run on leading slices of them
+        (random values run measurably slower than mostly-zero images).
     n_classes : int
         Number of logits.
     device : str
@@ -147,22 +150,20 @@ class Floor:
     def __init__(
         self,
         own: nn.Module,
-        peer: nn.Module,
-        input_shape: tuple[int, ...],
+        peer: nn.Module | None,
+        inputs,
         n_classes: int,
         *,
         device: str,
-        max_rows: int,
         channels_last: bool = False,
         amp: str | None = None,
         seed: int = 0,
     ) -> None:
         generator = torch.Generator().manual_seed(seed)
-        X = torch.rand((max_rows, *input_shape), generator=generator)
-        y = torch.randint(0, n_classes, (max_rows,), generator=generator)
-        self.X = X.to(device)
+        self.X = torch.as_tensor(inputs, dtype=torch.float32).to(device)
         if channels_last and self.X.ndim == 4:
             self.X = self.X.contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, n_classes, (len(self.X),), generator=generator)
         self.y = y.to(device)
         self.own, self.peer = own, peer
         self.device_type = torch.device(device).type
@@ -179,16 +180,26 @@ class Floor:
         if self.device_type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _fwd_bwd(self, rows: int) -> None:
+    def _fwd_bwd(self, X: torch.Tensor) -> None:
         with self._autocast():
-            logits = self.own(self.X[:rows])
-        F.cross_entropy(logits.float(), self.y[:rows]).backward()
+            logits = self.own(X)
+        F.cross_entropy(logits.float(), self.y[: len(X)]).backward()
         self.own.zero_grad(set_to_none=True)
 
-    def time(self, passes: EpochPasses) -> float:
-        """Seconds to run ``passes``, in the order an epoch runs them."""
+    def time(
+        self, passes: EpochPasses, inputs: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Wall-clock and CPU seconds to run ``passes``, in the epoch's order.
+
+        ``inputs`` (the batch a training step just used) replaces the
+        pre-made rows for the step passes, so that the floor runs on exactly
+        the step's tensor; the peer's pass takes the rows before the last
+        ``own_rows - peer_rows`` ones' end, as MixMatch puts the unlabeled
+        views last.
+        """
+        X = self.X if inputs is None else inputs
         self.sync()
-        start = time.perf_counter()
+        start = np.array([time.perf_counter(), time.process_time()])
         if passes.division:
             with torch.inference_mode():
                 self.own.eval()
@@ -198,12 +209,11 @@ class Floor:
             if own_rows or peer_rows:
                 with torch.no_grad(), self._autocast():
                     self.own.train()
-                    if own_rows:
-                        self.own(self.X[:own_rows])
+                    self.own(X[:own_rows])
                     self.peer.eval()
                     if peer_rows:
-                        self.peer(self.X[:peer_rows])
+                        self.peer(X[own_rows - peer_rows : own_rows])
             self.own.train()
-            self._fwd_bwd(fwd_bwd_rows)
+            self._fwd_bwd(X[:fwd_bwd_rows])
         self.sync()
-        return time.perf_counter() - start
+        return np.array([time.perf_counter(), time.process_time()]) - start

@@ -1,11 +1,10 @@
 """Interleave floor measurements with the steps of a real fit.
 
 A skorch callback runs the floor of each training step right after the step,
-on the batch shape the step used, inside the same fit: floor and actual work
-alternate every few hundred milliseconds, so whatever else loads the machine
-hits both alike. The division passes' floor runs at the end of each MixMatch
-epoch. The callback's own time is recorded and taken out of the epoch's
-measured duration.
+on the very batch tensor the step used, inside the same fit: floor and actual
+work alternate every few milliseconds, so whatever else loads the machine hits
+both alike. The division passes' floor runs at the end of each MixMatch epoch.
+The callback's own time is measured and taken out of the epoch's time.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from __future__ import annotations
 import copy
 import time
 
+import numpy as np
 from skorch.callbacks import Callback
 from speed_floor import (
     EpochPasses,
@@ -22,42 +22,85 @@ from speed_floor import (
     warmup_passes,
 )
 
-__all__ = ["DivideMixFloor", "SkorchFloor", "pair_epochs"]
+__all__ = ["DivideMixFloor", "SkorchFloor", "clocks"]
 
 
-def _make_floor(own, peer, net, *, input_shape, n_classes, max_rows) -> Floor:
+def _make_floor(own, peer, net, X, *, n_classes, max_rows) -> Floor:
+    rows = np.arange(max_rows) % len(X)
     return Floor(
         copy.deepcopy(own),
         copy.deepcopy(peer) if peer is not None else None,
-        input_shape,
+        X[rows],
         n_classes,
         device=str(net.device),
-        max_rows=max_rows,
         channels_last=bool(getattr(net, "channels_last", False)),
         amp=getattr(net, "amp", None),
     )
 
 
+def clocks() -> np.ndarray:
+    """Wall-clock and process CPU seconds, read together."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
 class _StepFloor(Callback):
-    """Times the floor of every training step; subclasses close the epochs."""
+    """Times every training step's floor right after the step.
+
+    An epoch's actual time runs from the first ``on_epoch_begin`` to the last
+    ``on_epoch_end`` of the epoch, minus the time spent in this callback; both
+    the wall clock and the process CPU time are kept (the CPU time is the more
+    robust of the two on a loaded machine with one torch thread).
+    """
 
     def _reset_epoch(self) -> None:
-        self.floor_s = 0.0
-        self.callback_s = 0.0
+        self.start = None
+        self.floor_time = np.zeros(2)
+        self.callback_time = np.zeros(2)
         self.steps = []
+
+    def on_epoch_begin(self, net, **kwargs):
+        if self.start is None:
+            self.start = clocks()
 
     def on_batch_end(self, net, batch=None, training=True, **kwargs):
         self.floor.sync()
-        start = time.perf_counter()
-        rows = len(batch.X) if hasattr(batch, "X") else len(batch[0])
+        start = clocks()
+        X = batch.X if hasattr(batch, "X") else batch[0]
+        rows = len(X)
         n_labeled = getattr(batch, "n_labeled", None)
         if n_labeled is None:  # warm-up or plain skorch: forward + backward
             step = (0, 0, rows)
         else:  # MixMatch: own no-grad pass, peer's on the unlabeled views
             step = (rows, rows - n_labeled, rows)
         self.steps.append(step)
-        self.floor_s += self.floor.time(EpochPasses(steps=[step]))
-        self.callback_s += time.perf_counter() - start
+        X = X.to(self.floor.X.device)  # skorch moves its batches in the step
+        self.floor_time += self.floor.time(EpochPasses(steps=[step]), X)
+        self.callback_time += clocks() - start
+
+    def _close_epoch(self, phase: str, expected: EpochPasses, **extra) -> None:
+        self.floor.sync()
+        end = clocks()
+        if sorted(expected.steps) != sorted(self.steps):
+            # The floor counted from the sizes must be what the fit ran.
+            raise RuntimeError(
+                f"{phase} epoch: the fit's steps differ from the floor's"
+            )
+        if expected.division:
+            division = EpochPasses(division=expected.division)
+            self.floor_time += self.floor.time(division)
+        actual = end - self.start - self.callback_time
+        self.records.append(
+            {
+                "phase": phase,
+                **extra,
+                "actual_s": float(actual[0]),
+                "floor_s": float(self.floor_time[0]),
+                "actual_cpu_s": float(actual[1]),
+                "floor_cpu_s": float(self.floor_time[1]),
+                "passes": expected.counts(),
+            }
+        )
+        self._reset_epoch()
 
 
 class DivideMixFloor(_StepFloor):
@@ -69,11 +112,10 @@ class DivideMixFloor(_StepFloor):
     recording each net's ``phase`` and ``labeled`` in its history.
     """
 
-    def __init__(self, n_samples, input_shape, n_classes, batch_size, eval_batch_size):
-        self.n_samples = n_samples
-        self.input_shape = input_shape
+    def __init__(self, X, n_classes, batch_size, eval_batch_size):
+        self.X = X
         self.n_classes = n_classes
-        self.batch_size = batch_size
+        self.batch_size = min(batch_size, len(X))
         self.eval_batch_size = eval_batch_size
         self.nets = []
         self.pending = []
@@ -92,54 +134,34 @@ class DivideMixFloor(_StepFloor):
                 self.nets[0].module_,
                 self.nets[1].module_,
                 self.nets[0],
-                input_shape=self.input_shape,
+                self.X,
                 n_classes=self.n_classes,
                 max_rows=max_rows,
             )
-
-    def _expected(self, phase: str, labeled: tuple[int, ...]) -> EpochPasses:
-        batch_size = min(self.batch_size, self.n_samples)
-        if phase == "warmup":
-            return warmup_passes(self.n_samples, batch_size)
-        return mixmatch_passes(
-            self.n_samples, labeled, batch_size, self.eval_batch_size
-        )
 
     def on_epoch_end(self, net, **kwargs):
         row = net.history[-1]
         self.pending.append((row["phase"], row["labeled"]))
         if len(self.pending) < 2:
             return
-        start = time.perf_counter()
         phase = self.pending[0][0]
         labeled = tuple(n for _, n in self.pending)
-        expected = self._expected(phase, labeled)
-        # The floor counted from the division sizes must be what the fit ran.
-        if sorted(expected.steps) != sorted(self.steps):
-            raise RuntimeError(
-                f"{phase} epoch: the fit's steps differ from the floor's"
+        n = len(self.X)
+        if phase == "warmup":
+            expected = warmup_passes(n, self.batch_size)
+        else:
+            expected = mixmatch_passes(
+                n, labeled, self.batch_size, self.eval_batch_size
             )
-        division = EpochPasses(division=expected.division)
-        self.floor_s += self.floor.time(division)
         self.pending = []
-        self.records.append(
-            {
-                "phase": phase,
-                "labeled": list(labeled),
-                "floor_s": self.floor_s,
-                "callback_s": self.callback_s + time.perf_counter() - start,
-                "passes": expected.counts(),
-            }
-        )
-        self._reset_epoch()
+        self._close_epoch(phase, expected, labeled=list(labeled))
 
 
 class SkorchFloor(_StepFloor):
     """Times the floor of each step of a plain skorch net."""
 
-    def __init__(self, n_samples, input_shape, n_classes, batch_size):
-        self.n_samples = n_samples
-        self.input_shape = input_shape
+    def __init__(self, X, n_classes, batch_size):
+        self.X = X
         self.n_classes = n_classes
         self.batch_size = batch_size
         self.records = []
@@ -151,36 +173,10 @@ class SkorchFloor(_StepFloor):
             net.module_,
             None,
             net,
-            input_shape=self.input_shape,
+            self.X,
             n_classes=self.n_classes,
             max_rows=self.batch_size,
         )
 
     def on_epoch_end(self, net, **kwargs):
-        expected = skorch_passes(self.n_samples, self.batch_size)
-        if expected.steps != self.steps:
-            raise RuntimeError("skorch epoch: the fit's steps differ from the floor's")
-        self.records.append(
-            {
-                "phase": "skorch",
-                # skorch's EpochTimer has recorded ``dur`` before this runs.
-                "actual_s": net.history[-1]["dur"] - self.callback_s,
-                "floor_s": self.floor_s,
-                "passes": expected.counts(),
-            }
-        )
-        self._reset_epoch()
-
-
-def pair_epochs(history, records) -> list[dict]:
-    """Join a DivideMix history with the floor records, one dict per epoch."""
-    epochs = []
-    rows = [row for row in history if "phase" in row]
-    if len(rows) != len(records):
-        raise RuntimeError(f"{len(rows)} epochs but {len(records)} floor records")
-    for row, record in zip(rows, records, strict=True):
-        if row["phase"] != record["phase"]:
-            raise RuntimeError(f"phase mismatch in epoch {row['epoch']}")
-        actual = row["dur"] - record.pop("callback_s")
-        epochs.append({"epoch": row["epoch"], "actual_s": actual, **record})
-    return epochs
+        self._close_epoch("skorch", skorch_passes(len(self.X), self.batch_size))

@@ -1,7 +1,7 @@
 """
-=====================================================
+============================================================
 Tuning ``lambda_u`` and a module parameter with GridSearchCV
-=====================================================
+============================================================
 
 :class:`~sklearn_dividemix.DivideMixClassifier` is a scikit-learn estimator,
 so scikit-learn's model selection works on it as on any other: here

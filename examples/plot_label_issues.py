@@ -1,7 +1,7 @@
 """
-=================================================
+===================================================
 Finding wrong labels and plotting the loss division
-=================================================
+===================================================
 
 Often the point of a fit is not the classifier but the list of wrong labels:
 to relabel them, to audit annotations, or to clean a data set before anything

@@ -1,7 +1,7 @@
 """
-=========================================================
+==========================================
 Quick start: digits with 40 % wrong labels
-=========================================================
+==========================================
 
 Corrupt 40 % of the training labels of scikit-learn's digits, fit
 :class:`~sklearn_dividemix.DivideMixClassifier`, and compare it with a plain

@@ -1,7 +1,7 @@
 """
-=====================================================
+======================================================
 A torchvision ResNet-18 on CIFAR-10-style image arrays
-=====================================================
+======================================================
 
 DivideMix was designed for image classification with deep networks. This
 example trains :class:`~sklearn_dividemix.DivideMixClassifier` with a

@@ -1,7 +1,7 @@
 """
-=====================================================
+===========================================
 Tabular data: a Pipeline with preprocessing
-=====================================================
+===========================================
 
 DivideMix is not only for images. On a table of mixed numeric and
 categorical columns with missing values, the usual scikit-learn preprocessing

@@ -34,6 +34,10 @@ class RandomCropFlip:
         data whose classes are not mirror-symmetric (digits, text).
     """
 
+    # Draws are independent per row, so one call on the four MixMatch views
+    # stacked together is the same as one call per view.
+    per_sample = True
+
     def __init__(self, padding: int = 4, flip: bool = True) -> None:
         self.padding = padding
         self.flip = flip
@@ -78,6 +82,8 @@ class GaussianJitter:
         standard deviation so that the jitter is scale-free.
     """
 
+    per_sample = True
+
     def __init__(self, scale: float | torch.Tensor = 0.1) -> None:
         self.scale = scale
 
@@ -97,6 +103,9 @@ def _identity(
     X: torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     return X
+
+
+_identity.per_sample = True  # type: ignore[attr-defined]
 
 
 class _UserAugment:

@@ -60,7 +60,18 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
         sized for small data sets on a CPU).
     warmup_epochs : int, default=10
         Epochs of plain cross-entropy before the first division (paper: 10 on
-        CIFAR-10, 30 on CIFAR-100, 1 on Clothing1M).
+        CIFAR-10, 30 on CIFAR-100, 1 on Clothing1M). Warm-up can run longer,
+        see ``max_warmup_epochs``.
+    max_warmup_epochs : int or 'auto', default='auto'
+        Safeguard against a division made by nets that have not learned
+        enough yet (weak nets, high noise): after ``warmup_epochs``, warm-up
+        goes on one epoch at a time while the losses of either net are not
+        bimodal (Ashman's D of the mixture below 2) *and* their separation
+        still grows from one epoch to the next, but never past this many
+        epochs. ``'auto'`` is ``max(warmup_epochs, max_epochs // 2)``, leaving
+        at least half of the budget to MixMatch; ``warmup_epochs`` or less
+        gives the paper's fixed warm-up. Each extra epoch is noted in
+        ``history_`` and raises a :class:`DivisionWarning` once.
     batch_size : int, default=64
         Size of the labeled and of the unlabeled mini-batch (paper: 64).
     lr : float, default=0.02
@@ -71,9 +82,14 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
     lr_decay : float, default=0.1
         Factor applied to the learning rate halfway through ``max_epochs``
         (paper: divided by 10 halfway). ``1.0`` keeps it constant.
-    lambda_u : float, default=25.0
+    lambda_u : float or 'auto', default='auto'
         Weight of the unlabeled loss (paper: 0 at 20 % symmetric and 40 %
-        asymmetric noise, 25 at 50-80 %, 50 at 90 % on CIFAR-10).
+        asymmetric noise, 25 at 50-80 %, 50 at 90 % on CIFAR-10; 25 at 20 %
+        and 150 at 50-90 % on CIFAR-100). ``'auto'`` applies that table to
+        the share of samples the first division puts in the unlabeled set,
+        the estimated noise rate r: with up to 31 classes, 0 for r < 0.3, 25
+        for r < 0.77, else 50; with more classes, 25 for r < 0.3, else 150.
+        The value used is ``lambda_u_``.
     p_threshold : float, default=0.5
         Clean probability above which a sample is labeled (paper: 0.5; 0.6 at
         90 % noise).
@@ -129,19 +145,26 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
         The class labels.
     n_features_in_ : int
         Number of features (2-D input) or channels (4-D input) seen in fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
     input_shape_ : tuple of int
         Shape of one sample, ``X.shape[1:]``.
     clean_proba_ : ndarray of shape (n_samples,)
         Probability that each training label is correct: the mean of both
-        nets' mixture posteriors after the last epoch.
+        nets' mixture posteriors after the last epoch (a net whose losses are
+        then not bimodal contributes its last bimodal division instead).
     clean_mask_ : ndarray of shape (n_samples,)
         ``clean_proba_ > p_threshold``: True where the label is believed right.
     train_proba_ : ndarray of shape (n_samples, n_classes), dtype float32
         Class probabilities of the training samples after the last epoch
         (both nets' mean softmax, as ``predict_proba``): the ``pred_probs``
         to hand to cleanlab. Costs ``4 * n_samples * n_classes`` bytes.
+    warmup_epochs_ : int
+        Epochs of warm-up actually run: ``warmup_epochs`` plus any extension
+        (see ``max_warmup_epochs``).
+    lambda_u_ : float or None
+        The unlabeled-loss weight used, ``lambda_u`` or the ``'auto'``
+        choice; None if training never left warm-up.
     final_divisions_ : tuple of 2 dict
         Each net's division after the last epoch, the one behind
         ``clean_proba_``: the same keys as ``division_net1`` in ``history_``.
@@ -195,7 +218,11 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
         "lr": [Interval(Real, 0, None, closed="neither")],
         "optimizer": [callable],
         "lr_decay": [Interval(Real, 0, 1, closed="right")],
-        "lambda_u": [Interval(Real, 0, None, closed="left")],
+        "max_warmup_epochs": [
+            Interval(Integral, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "lambda_u": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "p_threshold": [Interval(Real, 0, 1, closed="neither")],
         "temperature": [Interval(Real, 0, 1, closed="right")],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -223,11 +250,12 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
         *,
         max_epochs=30,
         warmup_epochs=10,
+        max_warmup_epochs="auto",
         batch_size=64,
         lr=0.02,
         optimizer=torch.optim.SGD,
         lr_decay=0.1,
-        lambda_u=25.0,
+        lambda_u="auto",
         p_threshold=0.5,
         temperature=0.5,
         alpha=4.0,
@@ -248,6 +276,7 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
         self.module = module
         self.max_epochs = max_epochs
         self.warmup_epochs = warmup_epochs
+        self.max_warmup_epochs = max_warmup_epochs
         self.batch_size = batch_size
         self.lr = lr
         self.optimizer = optimizer
@@ -388,13 +417,16 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=cuda_devices):
             check_module_output(nets[0], X_device[:8], len(classes), data.augment)
             torch.manual_seed(int(seeds[2]))
-            history, windows = run_epochs(self, nets, data, EpochReporter(self.verbose))
+            history, windows, phase = run_epochs(
+                self, nets, data, EpochReporter(self.verbose)
+            )
             divisions = [
                 compute_division(net, data, window, int(seed))
                 for net, window, seed in zip(
                     nets, windows, rng.randint(2**31, size=2), strict=True
                 )
             ]
+            divisions, _ = phase.keep_healthy(divisions, self.max_epochs)
         clean_proba = np.mean([d.clean_proba for d in divisions], axis=0)
         train_proba = training_proba(nets, X_device, self.eval_batch_size)
         self.classes_ = classes
@@ -402,6 +434,12 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
         self.device_ = device
         self.net1_, self.net2_ = nets
         self.history_ = history
+        phases = [row.get("phase") for row in history]
+        self.warmup_epochs_ = phases.count("warmup")
+        self.lambda_u_ = next(
+            (row["lambda_u"] for row in history if row.get("phase") == "mixmatch"),
+            None,
+        )
         self.clean_proba_ = clean_proba
         self.clean_mask_ = clean_proba > self.p_threshold
         self.final_divisions_ = tuple(d.summary() for d in divisions)

@@ -9,13 +9,20 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from skorch.history import History
 
-from ._division import Division, LossWindow
+from ._division import (
+    Division,
+    LossWindow,
+    auto_lambda_u,
+    estimate_noise_rate,
+    warmup_should_continue,
+)
 from ._losses import linear_rampup
 from ._training import (
     TrainingData,
@@ -39,6 +46,51 @@ _COLUMNS = (
 
 class DivisionWarning(UserWarning):
     """A division came out empty, tiny or not bimodal; training went on."""
+
+
+@dataclass
+class _Phase:
+    """When warm-up ended, the ``lambda_u`` chosen then, the last good splits."""
+
+    warmup_end: int | None = None
+    lambda_u: float | None = None
+    separation: float | None = None
+    # per net: (epoch, division) of its last bimodal division, or None
+    healthy: list = field(default_factory=lambda: [None, None])
+
+    def keep_healthy(self, divisions: list[Division], epoch: int):
+        """Replace each degenerate division by the net's last bimodal one.
+
+        A split of losses that are not bimodal is little better than chance
+        (at high noise it can swing to calling most wrong labels clean in one
+        epoch), and MixMatch would train the peer on it. The net's last
+        bimodal split, though older, is the better guess. Returns the
+        divisions to use and a note for each replacement.
+        """
+        kept, notes = [], []
+        for i, division in enumerate(divisions):
+            last = self.healthy[i]
+            if not division.degenerate:
+                self.healthy[i] = (epoch, division)
+                kept.append(division)
+            elif last is None:
+                kept.append(division)
+            else:
+                kept.append(last[1])
+                notes.append(
+                    f"net{i + 1}'s division: losses not bimodal (separation "
+                    f"{division.separation:.2f}); reusing its division of epoch "
+                    f"{last[0] + 1}"
+                )
+        return kept, notes
+
+
+def _max_warmup_epochs(est) -> int:
+    limit = getattr(est, "max_warmup_epochs", "auto")
+    if limit == "auto":
+        # at least half of the budget is left for MixMatch
+        limit = est.max_epochs // 2
+    return max(est.warmup_epochs, limit)
 
 
 class EpochReporter:
@@ -123,14 +175,49 @@ def _warmup(est, nets, data, reporter) -> dict[str, Any]:
     return row
 
 
-def _mixmatch(est, nets, data, windows, epoch, seeds, reporter) -> dict[str, Any]:
+def _co_divide(nets, data, windows, seeds) -> list[Division]:
     # Co-divide: both divisions exist before either net trains this epoch.
-    divisions = [
+    return [
         compute_division(net, data, window, seed)
         for net, window, seed in zip(nets, windows, seeds, strict=True)
     ]
+
+
+def _end_of_warmup(est, nets, data, divisions, epoch, phase, reporter):
+    """A warm-up row while the divisions are not healthy yet, else None.
+
+    When warm-up ends, fixes the epoch MixMatch starts at (for the ramp-up)
+    and resolves ``lambda_u='auto'`` from this first division.
+    """
+    if phase.warmup_end is not None:
+        return None
+    separation = min(d.separation for d in divisions)
+    limit = _max_warmup_epochs(est)
+    if warmup_should_continue(separation, phase.separation, epoch, limit):
+        phase.separation = separation
+        row = _warmup(est, nets, data, reporter)
+        row["notes"].append(
+            "warm-up extended: losses not bimodal yet (separation "
+            f"{separation:.2f}; warm-up goes on while it grows, up to epoch {limit})"
+        )
+        return row
+    phase.warmup_end = epoch
+    phase.lambda_u = est.lambda_u
+    if est.lambda_u == "auto":
+        noise_rate = estimate_noise_rate(divisions, est.p_threshold)
+        phase.lambda_u = auto_lambda_u(noise_rate, data.onehot.shape[1])
+    return None
+
+
+def _mixmatch(
+    est, nets, data, windows, epoch, seeds, reporter, *, divisions=None, phase=None
+) -> dict[str, Any]:
+    if divisions is None:
+        divisions = _co_divide(nets, data, windows, seeds)
+    warmup_end = est.warmup_epochs if phase is None else phase.warmup_end
+    lambda_u = est.lambda_u if phase is None else phase.lambda_u
     n_classes = data.onehot.shape[1]
-    row: dict[str, Any] = {"phase": "mixmatch", "notes": []}
+    row: dict[str, Any] = {"phase": "mixmatch", "notes": [], "lambda_u": lambda_u}
     for i, division in enumerate(divisions, start=1):
         row[f"gmm_means_net{i}"] = division.means
         row[f"division_net{i}"] = division.summary()
@@ -150,10 +237,10 @@ def _mixmatch(est, nets, data, windows, epoch, seeds, reporter) -> dict[str, Any
         def unlabeled_weight(fraction: float) -> float:
             ramp = linear_rampup(
                 epoch + fraction,
-                warmup_epochs=est.warmup_epochs,
+                warmup_epochs=warmup_end,
                 rampup_epochs=est.rampup_epochs,
             )
-            return est.lambda_u * ramp
+            return lambda_u * ramp
 
         terms = run_mixmatch_epoch(
             net,
@@ -191,7 +278,7 @@ def _check_finite(row: dict, epoch: int, nets) -> None:
         )
 
 
-def _epoch(est, nets, data, windows, epoch, rng, reporter) -> dict:
+def _epoch(est, nets, data, windows, epoch, rng, reporter, phase) -> dict:
     if epoch == est.max_epochs // 2 and est.lr_decay != 1.0 and epoch > 0:
         for net in nets:
             for group in net.optimizer_.param_groups:
@@ -203,7 +290,22 @@ def _epoch(est, nets, data, windows, epoch, rng, reporter) -> dict:
         row = _warmup(est, nets, data, reporter)
     else:
         seeds = [int(s) for s in rng.randint(2**31, size=2)]
-        row = _mixmatch(est, nets, data, windows, epoch, seeds, reporter)
+        divisions = _co_divide(nets, data, windows, seeds)
+        row = _end_of_warmup(est, nets, data, divisions, epoch, phase, reporter)
+        if row is None:
+            divisions, notes = phase.keep_healthy(divisions, epoch)
+            row = _mixmatch(
+                est,
+                nets,
+                data,
+                windows,
+                epoch,
+                seeds,
+                reporter,
+                divisions=divisions,
+                phase=phase,
+            )
+            row["notes"] += notes
     for i, net in enumerate(nets, start=1):
         net.history.record("train_loss", row[f"loss_net{i}"])
         net.history.record("phase", row["phase"])
@@ -216,7 +318,8 @@ def _epoch(est, nets, data, windows, epoch, rng, reporter) -> dict:
 def run_epochs(est, nets, data: TrainingData, reporter: EpochReporter):
     """Train both nets for ``est.max_epochs`` epochs.
 
-    Returns the history and each net's loss window (for the final division).
+    Returns the history, each net's loss window and the phase bookkeeping
+    (for the final division: ``phase.keep_healthy``).
     A ``KeyboardInterrupt`` ends training early, as in skorch: the history's
     last row then has ``interrupted=True`` and the estimator stays usable.
     """
@@ -224,16 +327,17 @@ def run_epochs(est, nets, data: TrainingData, reporter: EpochReporter):
     windows = [LossWindow(est.loss_window) for _ in nets]
     rng = np.random.RandomState(int(data.rng.randint(2**31)))
     warned: set[str] = set()
+    phase = _Phase()
     for net in nets:
         net.notify("on_train_begin", X=None, y=None)
     for epoch in range(est.max_epochs):
         start = time.perf_counter()
         try:
-            row = _epoch(est, nets, data, windows, epoch, rng, reporter)
+            row = _epoch(est, nets, data, windows, epoch, rng, reporter, phase)
         except KeyboardInterrupt:
             reporter.close()
-            phase = "warmup" if epoch < est.warmup_epochs else "mixmatch"
-            history.append({"epoch": epoch + 1, "phase": phase, "interrupted": True})
+            name = "warmup" if phase.warmup_end is None else "mixmatch"
+            history.append({"epoch": epoch + 1, "phase": name, "interrupted": True})
             break
         row = {"epoch": epoch + 1, **row, "dur": time.perf_counter() - start}
         _check_finite(row, epoch + 1, nets)
@@ -248,4 +352,4 @@ def run_epochs(est, nets, data: TrainingData, reporter: EpochReporter):
         reporter.end_epoch(row, len(data.X))
     for net in nets:
         net.notify("on_train_end", X=None, y=None)
-    return history, windows
+    return history, windows, phase

@@ -87,13 +87,11 @@ def label_issues_frame(
     given: np.ndarray,
     proba: np.ndarray,
     clean_proba: np.ndarray,
-    p_threshold: float,
-    index=None,
-    caller: str = "get_label_issues",
+    clean_mask: np.ndarray,
 ):
     """Build the label-issue DataFrame from a fit's per-sample arrays."""
-    pd = _import_pandas(caller)
-    is_issue = ~(clean_proba > p_threshold)
+    pd = _import_pandas("get_label_issues")
+    is_issue = ~np.asarray(clean_mask, dtype=bool)
     predicted = np.argmax(proba, axis=1)
     suggested = np.where(is_issue, corefined_labels(proba, given, clean_proba), given)
     columns = (
@@ -103,14 +101,14 @@ def label_issues_frame(
         classes[predicted],
         classes[suggested],
     )
-    return pd.DataFrame(dict(zip(_COLUMNS, columns, strict=True)), index=index)
+    return pd.DataFrame(dict(zip(_COLUMNS, columns, strict=True)))
 
 
 class LabelIssuesMixin:
     """Adds ``get_label_issues`` to an estimator that keeps a fit's division.
 
-    The estimator must set ``classes_``, ``clean_proba_``, ``train_proba_``,
-    ``p_threshold`` and ``_train_labels`` (the encoded given labels) in fit.
+    The estimator must set ``classes_``, ``clean_proba_``, ``clean_mask_``,
+    ``train_proba_`` and ``_train_labels`` (the encoded given labels) in fit.
     """
 
     def get_label_issues(self):
@@ -152,7 +150,7 @@ class LabelIssuesMixin:
             given=self._train_labels,
             proba=self.train_proba_,
             clean_proba=self.clean_proba_,
-            p_threshold=self.p_threshold,
+            clean_mask=self.clean_mask_,
         )
 
 
@@ -207,7 +205,7 @@ def find_label_issues(X, y, *, estimator=None, return_estimator=False):
     ['is_label_issue', 'label_quality', 'given_label', 'predicted_label',
      'suggested_label']
     """
-    _import_pandas("find_label_issues")
+    pd = _import_pandas("find_label_issues")
     if estimator is None:
         from ._classifier import DivideMixClassifier
 
@@ -221,8 +219,7 @@ def find_label_issues(X, y, *, estimator=None, return_estimator=False):
     fitted = clone(estimator).fit(X, y)
     table = _final_step(fitted).get_label_issues()
     for source in (X, y):
-        index = getattr(source, "index", None)
-        if index is not None and len(index) == len(table):
-            table.index = index
+        if isinstance(source, (pd.DataFrame, pd.Series)):
+            table.index = source.index
             break
     return (table, fitted) if return_estimator else table

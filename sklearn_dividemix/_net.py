@@ -10,6 +10,8 @@ inference on tensors that already live on the net's device.
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -100,6 +102,14 @@ class DivideMixNet(NeuralNet):
         self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
         return self
 
+    def _set_training(self, training=True):
+        # skorch walks every submodule on each call and a MixMatch step
+        # switches modes three times: skip the walk when the mode is already
+        # right (modes only ever change through this method).
+        if self.initialized_ and self.module_.training == training:
+            return
+        super()._set_training(training)
+
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast context of the configured ``amp`` dtype, or a no-op."""
         if self.amp is None:
@@ -116,7 +126,8 @@ class DivideMixNet(NeuralNet):
             terms = self._warmup_terms(logits, batch)
         else:
             terms = self._mixmatch_terms(logits, batch)
-        loss = sum(terms.values())
+        # no 0 + ... as sum() starts with: one kernel and one graph node fewer
+        loss = functools.reduce(operator.add, terms.values())
         if self.grad_scaler_ is not None:
             self.grad_scaler_.scale(loss).backward()
         else:

@@ -378,6 +378,7 @@ class TrainingCurvesDisplay:
         """
         check_matplotlib_support(f"{type(self).__name__}.plot")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         if ax is None:
             _, ax = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -402,6 +403,7 @@ class TrainingCurvesDisplay:
                     label="end of warm-up",
                 )
             axis.set(xlabel="epoch", ylabel=label)
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         if self.final_clean_fraction is not None:
             ax[1].axhline(
                 self.final_clean_fraction,

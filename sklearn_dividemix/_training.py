@@ -52,23 +52,27 @@ class _EpochTotals:
     """Sample-weighted sums of loss terms, kept on the device until the end."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
+        self.names: list[str] = []
+        self.sums: torch.Tensor | None = None
         self.count = 0
 
     def add(self, step: dict, n_samples: int) -> None:
-        for name, value in step["terms"].items():
-            weighted = value.detach() * n_samples
-            self.sums[name] = self.sums.get(name, 0.0) + weighted
-        self.sums["loss"] = self.sums.get("loss", 0.0) + step["loss"] * n_samples
+        terms = step["terms"]
+        # One stacked tensor: two small kernels per step however many terms.
+        values = torch.stack([*terms.values(), step["loss"]]).detach().float()
+        if self.sums is None:
+            self.names = [*terms, "loss"]
+            self.sums = values * n_samples
+        else:
+            self.sums.add_(values, alpha=n_samples)
         self.count += n_samples
 
     def means(self) -> dict[str, float]:
-        if self.count == 0:
+        if self.sums is None or self.count == 0:
             return {}
         # a single host transfer per epoch
-        names = list(self.sums)
-        values = torch.stack([torch.as_tensor(self.sums[k]).float() for k in names])
-        return dict(zip(names, (values / self.count).tolist(), strict=True))
+        means = (self.sums / self.count).tolist()
+        return dict(zip(self.names, means, strict=True))
 
 
 def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
@@ -129,6 +133,25 @@ def _unlabeled_stream(
     )
 
 
+def _four_views(
+    net: DivideMixNet,
+    data: TrainingData,
+    labeled: torch.Tensor,
+    unlabeled: torch.Tensor,
+) -> torch.Tensor:
+    """Two augmented views of each labeled and unlabeled row: [x1, x2, u1, u2]."""
+    if getattr(data.augment, "per_sample", False):
+        # Independent draws per row: one gather and one call over all four
+        # views cost a quarter of the kernel launches of four calls.
+        index = torch.cat([labeled, labeled, unlabeled, unlabeled])
+        return data.view(data.X[index], net)
+    # A user augmentation may draw once per call (a torchvision transform on a
+    # batch does): one call per view keeps the two views of a sample apart.
+    x_views = [data.view(data.X[labeled], net) for _ in range(2)]
+    u_views = [data.view(data.X[unlabeled], net) for _ in range(2)]
+    return torch.cat(x_views + u_views)
+
+
 def make_mixmatch_batch(
     net: DivideMixNet,
     peer: DivideMixNet,
@@ -142,10 +165,8 @@ def make_mixmatch_batch(
     unlabeled_weight: float,
 ) -> MixMatchBatch:
     """Views, co-refined and co-guessed targets, then mixup of the lot."""
-    x_views = [data.view(data.X[labeled], net) for _ in range(2)]
-    u_views = [data.view(data.X[unlabeled], net) for _ in range(2)]
     n_x, n_u = len(labeled), len(unlabeled)
-    inputs = torch.cat(x_views + u_views)
+    inputs = _four_views(net, data, labeled, unlabeled)
     # One no-grad pass of the trained net over all four views (train mode, as
     # in the paper) and one of the frozen peer over the unlabeled views.
     own = net.forward_proba(inputs, training=True)

@@ -131,7 +131,10 @@ def test_find_label_issues_keeps_dataframe_index(noisy_subset):
     frame = pd.DataFrame(X, index=[f"row{i}" for i in range(len(X))])
     y = noisy_subset["y_noisy"][:200]
     table, fitted = find_label_issues(
-        frame, y, estimator=_small_clf(max_epochs=2, warmup_epochs=1), return_estimator=True
+        frame,
+        y,
+        estimator=_small_clf(max_epochs=2, warmup_epochs=1),
+        return_estimator=True,
     )
     assert list(table.index) == list(frame.index)
     assert list(table.columns) == COLUMNS
@@ -146,6 +149,14 @@ def test_find_label_issues_with_pipeline_and_series_index(noisy_subset):
     assert fitted is not pipe  # a clone was fitted
     assert list(table.index) == list(y.index)
     np.testing.assert_allclose(table["label_quality"], fitted[-1].clean_proba_)
+
+
+def test_find_label_issues_on_lists_has_a_range_index(noisy_subset):
+    X = noisy_subset["X_train"][:100].tolist()
+    y = noisy_subset["y_noisy"][:100].tolist()
+    table = find_label_issues(X, y, estimator=_small_clf(max_epochs=2, warmup_epochs=1))
+    assert list(table.index) == list(range(100))
+    np.testing.assert_array_equal(table["given_label"], y)
 
 
 def test_find_label_issues_rejects_other_estimators(noisy_subset):
