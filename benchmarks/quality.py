@@ -84,7 +84,7 @@ FULL = (
     Suite("digits", None, None, Budget(max_epochs=30), seeds=(0, 1, 2)),
     Suite("mnist", 6000, 5000, Budget(max_epochs=30), flatten=True),
     Suite("fashion_mnist", 6000, 5000, Budget(max_epochs=30), flatten=True),
-    Suite("cifar10", 3000, 2000, Budget(max_epochs=12)),
+    Suite("cifar10", 2000, 2000, Budget(max_epochs=20)),
 )
 QUICK = (
     Suite(

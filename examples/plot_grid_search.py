@@ -47,7 +47,9 @@ y_noisy, is_wrong = make_noisy_labels(
 # noise rate ``r`` with ``K`` classes. (Class-dependent noise breaks this;
 # keep a small clean validation set then.)
 #
-# Each fit has a shorter budget than the defaults so that the 13 fits (4
+# The default ``lambda_u="auto"`` picks a value from the noise rate it
+# estimates; a search compares explicit values instead. Each fit has a
+# shorter budget than the defaults so that the 13 fits (4
 # candidates times 3 folds, plus the refit) take about a minute.
 search = GridSearchCV(
     DivideMixClassifier(

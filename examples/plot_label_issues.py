@@ -95,7 +95,7 @@ ax.legend(title="given label")
 # overlap; as training goes on the wrong labels' losses move right and the
 # split sharpens. ``epoch=None`` is the division after the last epoch, the one
 # behind ``clean_proba_``.
-first = WARMUP_EPOCHS + 1
+first = clf.warmup_epochs_ + 1  # warm-up may run past WARMUP_EPOCHS
 epochs = [first, (first + MAX_EPOCHS) // 2, None]
 fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
 for epoch, ax in zip(epochs, axes, strict=True):

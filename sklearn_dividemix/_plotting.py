@@ -317,7 +317,8 @@ class TrainingCurvesDisplay:
     labeled_fractions : dict of ndarray
         Labeled fraction per epoch, same keys.
     warmup_epochs : int
-        Number of warm-up epochs, marked on both plots.
+        Number of warm-up epochs run (``warmup_epochs_`` of the estimator),
+        marked on both plots.
     final_clean_fraction : float or None, default=None
         Share of samples in ``clean_mask_`` after the last epoch.
 
@@ -446,7 +447,8 @@ class TrainingCurvesDisplay:
                 name: np.array([row[f"labeled_{name}"] for row in rows]) / n_samples
                 for name in nets
             },
-            warmup_epochs=clf.warmup_epochs,
+            # warm-up may have been extended past warmup_epochs
+            warmup_epochs=sum(row.get("phase") == "warmup" for row in rows),
             final_clean_fraction=float(np.mean(clf.clean_mask_)),
         )
         return display.plot(ax=ax)

@@ -124,7 +124,7 @@ def test_loss_division_after_last_epoch(fitted, net):
 
 
 def test_loss_division_of_a_past_epoch(fitted):
-    epoch = PARAMS["warmup_epochs"] + 2
+    epoch = fitted.warmup_epochs_ + 2
     display = LossDivisionDisplay.from_estimator(fitted, net=2, epoch=epoch)
     row = next(row for row in fitted.history_ if row["epoch"] == epoch)
     np.testing.assert_array_equal(display.histogram, row["division_net2"]["histogram"])
@@ -166,11 +166,12 @@ def test_training_curves_follow_history(fitted):
         np.testing.assert_allclose(
             display.losses[net], [row[f"loss_{net}"] for row in fitted.history_]
         )
-        warmup = display.labeled_fractions[net][: PARAMS["warmup_epochs"]]
+        warmup = display.labeled_fractions[net][: fitted.warmup_epochs_]
         np.testing.assert_array_equal(warmup, 1.0)
         line = display.lines_["labeled", net]
         np.testing.assert_allclose(line.get_ydata(), display.labeled_fractions[net])
     assert display.final_clean_fraction == pytest.approx(fitted.clean_mask_.mean())
+    assert display.warmup_epochs == fitted.warmup_epochs_
     assert len(display.ax_) == 2
 
 
