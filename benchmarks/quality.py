@@ -82,16 +82,23 @@ class Suite:
 
 FULL = (
     Suite("digits", None, None, Budget(max_epochs=30), seeds=(0, 1, 2)),
-    Suite("mnist", 6000, 5000, Budget(max_epochs=30), flatten=True),
-    Suite("fashion_mnist", 6000, 5000, Budget(max_epochs=30), flatten=True),
+    Suite("mnist", 6000, 5000, Budget(max_epochs=30), seeds=(0, 1, 2), flatten=True),
+    Suite(
+        "fashion_mnist",
+        6000,
+        5000,
+        Budget(max_epochs=30),
+        seeds=(0, 1, 2),
+        flatten=True,
+    ),
     Suite("cifar10", 2000, 2000, Budget(max_epochs=20)),
 )
 QUICK = (
     Suite(
         "digits",
-        600,
-        300,
-        Budget(max_epochs=3, dividemix={"warmup_epochs": 1}),
+        None,
+        None,
+        Budget(max_epochs=6, dividemix={"warmup_epochs": 3}),
         noises=("sym50",),
     ),
 )
@@ -287,6 +294,8 @@ def _parse_args(argv):
     parser.add_argument("--output-dir", type=Path, help="write everything here")
     parser.add_argument("--datasets", nargs="+", help="subset of the data sets")
     parser.add_argument("--seeds", nargs="+", type=int, help="override the seeds")
+    parser.add_argument("--noises", nargs="+", choices=NOISES, help="noise subset")
+    parser.add_argument("--lr", type=float, help="override the shared lr")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--fresh", action="store_true", help="ignore the cache")
     return parser.parse_args(argv)
@@ -321,6 +330,10 @@ def main(argv=None) -> dict:
         suites = tuple(s for s in suites if s.dataset in args.datasets)
     if args.seeds:
         suites = tuple(replace(s, seeds=tuple(args.seeds)) for s in suites)
+    if args.noises:
+        suites = tuple(replace(s, noises=tuple(args.noises)) for s in suites)
+    if args.lr:
+        suites = tuple(replace(s, budget=replace(s.budget, lr=args.lr)) for s in suites)
     paths = _paths(args)
     paths["cache"].parent.mkdir(parents=True, exist_ok=True)
     if args.fresh and paths["cache"].exists():

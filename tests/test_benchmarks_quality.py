@@ -99,7 +99,9 @@ def test_cached_runs_are_not_repeated_and_analysis_is_kept(quality, quick_run):
     out, _ = quick_run
     markdown = out / "benchmarks.md"
     analysis = "<!-- analysis:start -->\nKept.\n<!-- analysis:end -->"
-    markdown.write_text(markdown.read_text().replace("_No analysis written yet._", "Kept."))
+    markdown.write_text(
+        markdown.read_text().replace("_No analysis written yet._", "Kept.")
+    )
     before = (out / "quality_runs.jsonl").read_text()
     quality.main(["--quick", "--output-dir", str(out)])
     assert (out / "quality_runs.jsonl").read_text() == before

@@ -107,11 +107,13 @@ def test_quick_mode_writes_valid_json(tmp_path):
     saved = json.loads(out.read_text())
     assert saved["command"].startswith("python benchmarks/speed.py --quick")
     assert saved["machine"]["torch"] == torch.__version__
+    phases = ("warmup", "mixmatch")
     assert set(saved["ratios"]) == {
-        f"{phase}_over_skorch_{kind}"
-        for phase in ("warmup", "mixmatch")
+        f"{phase}_over_skorch_{kind}{best}"
+        for phase in phases
         for kind in ("actual", "floor")
-    }
+        for best in ("", "_best")
+    } | {f"{phase}_excess" for phase in phases}
     n, batch_size = result["config"]["n"], result["config"]["batch_size"]
     for phase in (saved["dividemix"]["warmup"], saved["dividemix"]["mixmatch"]):
         assert PHASE_KEYS <= set(phase)
@@ -132,11 +134,14 @@ def test_quick_mode_writes_valid_json(tmp_path):
 
 def test_memory_measurement_in_a_fresh_process(tmp_path):
     out = tmp_path / "memory.json"
-    speed.main(["--quick", "--memory-only", "--out", str(out)])
+    speed.main(["--quick", "--memory-only", "--threads", "1", "--out", str(out)])
     memory = json.loads(out.read_text())["memory"]
     assert memory["data_bytes"] == 192 * 12 * 12 * 4
     assert memory["model_bytes"] > 0
-    assert memory["fit_peak_rss"] >= memory["rss_after_data"] > 0
+    assert memory["fit_peak_rss"] >= memory["rss_before_fit"] > 0
+    assert (
+        memory["fit_working_set"] == memory["fit_peak_rss"] - memory["rss_before_fit"]
+    )
     assert (
         memory["budget_bytes"]
         == 2 * (memory["data_bytes"] + memory["model_bytes"]) + 300 * 2**20

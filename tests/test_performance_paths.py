@@ -17,10 +17,15 @@ from skorch.callbacks import Callback
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sklearn_dividemix import DivideMixClassifier
+from sklearn_dividemix import DivideMixClassifier, SmallCNNClassifierModule
 from sklearn_dividemix._augment import GaussianJitter, RandomCropFlip
 from sklearn_dividemix._division import LossWindow
-from sklearn_dividemix._training import TrainingData, compute_division
+from sklearn_dividemix._setup import build_net
+from sklearn_dividemix._training import (
+    TrainingData,
+    compute_division,
+    run_warmup_epoch,
+)
 
 FAST = {"max_epochs": 2, "warmup_epochs": 1, "batch_size": 16, "random_state": 0}
 # Tensor methods that make the host wait for the device.
@@ -122,6 +127,73 @@ def test_channels_last_cnn_on_cpu():
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "module, kwargs, expected",
+    [
+        (None, {}, True),
+        (SmallCNNClassifierModule, {"module__in_channels": 1}, False),
+    ],
+    ids=["default-cnn", "user-module"],
+)
+def test_auto_channels_last_on_cpu_only_for_the_default_cnn(module, kwargs, expected):
+    # A user's module may .view() its conv activations, which channels-last
+    # breaks; the default CNN does not, and runs much faster that way.
+    X, y = _images(40)
+    clf = DivideMixClassifier(module, **kwargs, **FAST).fit(X, y)
+    assert clf.net1_.channels_last is expected
+    X_tab = X.reshape(len(X), -1)
+    assert DivideMixClassifier(**FAST).fit(X_tab, y).net1_.channels_last is False
+
+
+def _training_data(X, y, n_classes=3, batch_size=8):
+    return TrainingData(
+        X=torch.from_numpy(X),
+        y=torch.from_numpy(y),
+        onehot=F.one_hot(torch.from_numpy(y), n_classes).float(),
+        augment=RandomCropFlip(1, flip=False),
+        generator=torch.Generator().manual_seed(0),
+        rng=np.random.RandomState(0),
+        batch_size=batch_size,
+        eval_batch_size=24,
+    )
+
+
+@pytest.mark.parametrize("init_scale, skipped", [(2.0**10, False), (1e38, True)])
+def test_grad_scaler_steps_through_the_scaler(init_scale, skipped):
+    # fp16 with a gradient scaler is CUDA's path; CPU autocast also knows
+    # fp16 and torch has a CPU GradScaler, which stands in for CUDA's here.
+    # An overflowing scale must skip the steps (and back off), not write
+    # infinite gradients into the weights.
+    net = build_net(
+        module=SmallCNNClassifierModule,
+        module_kwargs={"in_channels": 1, "num_classes": 3, "width": 4},
+        routed={},
+        optimizer=torch.optim.SGD,
+        lr=0.1,
+        batch_size=8,
+        callbacks=None,
+        device="cpu",
+        amp="fp16",
+        channels_last=False,
+        compile=False,
+        seed=0,
+    )
+    assert net.grad_scaler_ is None  # CUDA only by default
+    net.grad_scaler_ = torch.amp.GradScaler("cpu", init_scale=init_scale)
+    net.history.new_epoch()
+    X, y = _images(32)
+    weights = [p.detach().clone() for p in net.module_.parameters()]
+    terms = run_warmup_epoch(net, _training_data(X, y), confidence_penalty=False)
+    assert np.isfinite(terms["loss"])
+    after = list(net.module_.parameters())
+    assert all(torch.isfinite(p).all() for p in after)
+    unchanged = all(torch.equal(a, b) for a, b in zip(weights, after, strict=True))
+    assert unchanged is skipped
+    # four steps: each overflow halves the scale
+    expected_scale = init_scale * 0.5**4 if skipped else init_scale
+    assert net.grad_scaler_.get_scale() == pytest.approx(expected_scale)
+
+
 def _mean_proba(clf, X):
     with torch.no_grad():
         proba = sum(
@@ -184,9 +256,20 @@ class _LargeOutputs(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        inputs = torch.utils._pytree.tree_leaves((args, kwargs))
+        # a view or the input itself (from_numpy's lift_fresh) is no copy
+        shared = {
+            t.untyped_storage().data_ptr()
+            for t in inputs
+            if isinstance(t, torch.Tensor)
+        }
         outputs = out if isinstance(out, tuple | list) else [out]
         for tensor in outputs:
-            if isinstance(tensor, torch.Tensor) and tuple(tensor.shape) == self.shape:
+            if (
+                isinstance(tensor, torch.Tensor)
+                and tuple(tensor.shape) == self.shape
+                and tensor.untyped_storage().data_ptr() not in shared
+            ):
                 self.ops.append(str(func))
         return out
 
@@ -213,16 +296,7 @@ def test_division_runs_in_inference_mode_in_eval_batch_chunks():
         )
 
     handle = net.module_.register_forward_pre_hook(hook)
-    data = TrainingData(
-        X=torch.from_numpy(X),
-        y=torch.from_numpy(y),
-        onehot=F.one_hot(torch.from_numpy(y), 3).float(),
-        augment=RandomCropFlip(1, flip=False),
-        generator=torch.Generator().manual_seed(0),
-        rng=np.random.RandomState(0),
-        batch_size=16,
-        eval_batch_size=24,
-    )
+    data = _training_data(X, y, batch_size=16)
     net._set_training(True)
     division = compute_division(net, data, LossWindow(1), random_state=0)
     handle.remove()

@@ -1,0 +1,168 @@
+"""Render the speed benchmark's JSON results into ``docs/performance.md``.
+
+The tables go between two HTML comments in the page, so the prose around them
+stays as written::
+
+    python benchmarks/speed_report.py            # all results/speed_*.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+PAGE = ROOT / "docs" / "performance.md"
+START, END = "<!-- speed-tables:start -->", "<!-- speed-tables:end -->"
+TARGETS = {"cnn": 0.85, "resnet18": 0.9}
+MIB = 2**20
+
+
+def _label(result: dict) -> str:
+    config = result["config"]
+    shape = "x".join(str(d) for d in result.get("input_shape", [])[1:])
+    layout = result.get("dividemix", {}).get("channels_last")
+    layout = {True: ", channels-last", False: ", NCHW"}.get(layout, "")
+    return (
+        f"{config['module']}, {config['dataset']} {shape}, n={config['n']}, "
+        f"batch {config['batch_size']}{layout}"
+    )
+
+
+def _threads(result: dict) -> int:
+    return result["machine"]["torch_threads"]
+
+
+def _best(phase: dict, kind: str) -> float:
+    """Seconds of the fastest measured epoch (the first one is not measured)."""
+    epochs = phase["epochs"][1:] or phase["epochs"]
+    return min(e[f"{kind}_s"] for e in epochs)
+
+
+def efficiency_table(results: list[dict]) -> list[str]:
+    lines = [
+        "| configuration | torch threads | phase | s / epoch: fastest (median) "
+        "| floor: fastest (median) | efficiency: median (range) "
+        "| efficiency (CPU time) | target |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        target = TARGETS.get(result["config"]["module"])
+        phases = [
+            ("DivideMix warm-up", result["dividemix"]["warmup"], target),
+            ("DivideMix MixMatch", result["dividemix"]["mixmatch"], target),
+            ("plain skorch", result["skorch"], None),
+        ]
+        for name, phase, goal in phases:
+            low, high = phase["efficiency_range"]
+            goal_text = f">= {goal:.2f}" if goal else ""
+            lines.append(
+                f"| {_label(result)} | {_threads(result)} | {name} "
+                f"| {_best(phase, 'actual'):.2f} ({phase['actual_s']:.2f}) "
+                f"| {_best(phase, 'floor'):.2f} ({phase['floor_s']:.2f}) "
+                f"| **{phase['efficiency']:.3f}** ({low:.2f}-{high:.2f}) "
+                f"| {phase['efficiency_cpu']:.3f} | {goal_text} |"
+            )
+    return lines
+
+
+def ratio_table(results: list[dict]) -> list[str]:
+    lines = [
+        "| configuration | torch threads | phase | DivideMix / skorch epoch, "
+        "measured | floor | measured / floor = skorch's efficiency / DivideMix's |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for result in results:
+        skorch = result["skorch"]
+        for phase, name in (("warmup", "warm-up"), ("mixmatch", "MixMatch")):
+            ours = result["dividemix"][phase]
+            measured = _best(ours, "actual") / _best(skorch, "actual")
+            floor = _best(ours, "floor") / _best(skorch, "floor")
+            excess = skorch["efficiency"] / ours["efficiency"]
+            lines.append(
+                f"| {_label(result)} | {_threads(result)} | {name} "
+                f"| {measured:.2f} | {floor:.2f} | **{excess:.3f}** |"
+            )
+    return lines
+
+
+def memory_table(results: list[dict]) -> list[str]:
+    lines = [
+        "| fit | float32 data | two models | libraries' baseline | fit peak RSS "
+        "| peak - baseline | budget 2 x (data + models) + 300 MiB | within |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for result in results:
+        m = result["memory"]
+        config = result["config"]
+        lines.append(
+            f"| {config['module']}, {config['dataset']}, n={m['n']}, 1 warm-up + "
+            f"1 MixMatch epoch ({m['fit_s']:.0f} s) "
+            f"| {m['data_bytes'] / MIB:.0f} MiB | {m['model_bytes'] / MIB:.2f} MiB "
+            f"| {m['baseline_rss'] / MIB:.0f} MiB | {m['fit_peak_rss'] / MIB:.0f} MiB "
+            f"| {m['fit_peak_over_baseline'] / MIB:.0f} MiB "
+            f"| {m['budget_bytes'] / MIB:.0f} MiB "
+            f"| {'yes' if m['within_budget'] else 'no'} |"
+        )
+    return lines
+
+
+def conditions_table(results: list[dict]) -> list[str]:
+    lines = [
+        "| run | date | load average before, after (1, 5, 15 min) | command |",
+        "|---|---|---|---|",
+    ]
+    for result in results:
+        before = ", ".join(f"{x:.1f}" for x in result["loadavg_before"])
+        after = ", ".join(f"{x:.1f}" for x in result["loadavg_after"])
+        name = "memory" if "dividemix" not in result else _label(result)
+        lines.append(
+            f"| {name} | {result['date']} | {before}; {after} | `{result['command']}` |"
+        )
+    return lines
+
+
+def render(results: list[dict]) -> str:
+    timed = [r for r in results if "dividemix" in r and not r["config"]["quick"]]
+    memory = [r for r in results if "memory" in r]
+    machine = (timed or memory or results)[0]["machine"]
+    parts = [
+        f"Machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, "
+        f"Python {machine['python']}, torch {machine['torch']}, "
+        f"{'CUDA' if machine['cuda'] else 'no GPU'}.",
+        "",
+        "### Efficiency: floor / actual seconds per epoch",
+        "",
+        *efficiency_table(timed),
+        "",
+        "### Cost relative to a plain skorch epoch",
+        "",
+        *ratio_table(timed),
+        "",
+        "### Peak memory",
+        "",
+        *memory_table(memory),
+        "",
+        "### Run conditions",
+        "",
+        *conditions_table(timed + memory),
+    ]
+    return "\n".join(parts)
+
+
+def main(paths: list[str] | None = None) -> None:
+    files = (
+        [Path(p) for p in paths] if paths else sorted(RESULTS_DIR.glob("speed_*.json"))
+    )
+    results = [json.loads(path.read_text()) for path in files]
+    page = PAGE.read_text()
+    head, rest = page.split(START, 1)
+    _, tail = rest.split(END, 1)
+    PAGE.write_text(f"{head}{START}\n{render(results)}\n{END}{tail}")
+    print(f"updated {PAGE} from {len(results)} result files")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or None)
