@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 __all__ = ["plot_metric"]
 
@@ -74,6 +75,10 @@ def plot_metric(
         ax.set_title(dataset_names[dataset])
     axes[0, 0].set_ylabel(ylabel)
     handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles.append(
+        Line2D([], [], marker="o", markerfacecolor="none", color="0.3", ls="none")
+    )
+    labels.append("asymmetric 40 % (open markers)")
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
