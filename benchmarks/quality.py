@@ -21,6 +21,7 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import hashlib
 import json
@@ -117,6 +118,16 @@ def _read_status_mib(field_name: str) -> float | None:
     return None
 
 
+def _release_free_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc), so that the resident set
+    before a run is what is live, not what earlier runs left to the allocator."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _reset_peak_rss() -> bool:
     """Reset the kernel's peak-RSS mark (Linux >= 4.0) so a run gets its own."""
     try:
@@ -148,7 +159,7 @@ def run_one(method: str, data: Dataset, noise: str, seed: int, budget: Budget):
     y_noisy, is_flipped = make_noisy_labels(
         data.y_train, noise_rate=rate, kind=kind, class_map=class_map, random_state=seed
     )
-    gc.collect()
+    _release_free_memory()
     rss_before = _read_status_mib("VmRSS")
     peak_reset = _reset_peak_rss()
     start = time.perf_counter()

@@ -171,7 +171,9 @@ def _fit_dividemix(data, y_noisy, budget: Budget, seed: int) -> dict:
             "params": {k: v for k, v in params.items() if k != "device"},
             "labeled_fraction_last": float(history[-1, "labeled_net1"] / len(y_noisy)),
             "notes": sorted({n for row in history for n in row.get("notes", [])}),
-            "resolved": getattr(clf, "resolved_params_", None),
+            # what the automatic choices came to
+            "warmup_epochs_": clf.warmup_epochs_,
+            "lambda_u_": clf.lambda_u_,
         },
     }
 

@@ -11,28 +11,28 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
     Interval,
-    InvalidParameterError,
     StrOptions,
 )
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._augment import resolve_augment
 from ._epochs import EpochReporter, run_epochs
 from ._issues import LabelIssuesMixin, training_proba
+from ._params import RoutedParamsMixin
 from ._setup import (
-    build_net,
+    build_nets,
     check_module_output,
-    check_routed_params,
-    module_and_kwargs,
     resolve_device,
+    validate_training_data,
 )
 from ._training import TrainingData, compute_division
 
 __all__ = ["DivideMixClassifier"]
 
 
-class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
+class DivideMixClassifier(
+    LabelIssuesMixin, RoutedParamsMixin, ClassifierMixin, BaseEstimator
+):
     """Classifier that learns from noisy labels and finds the wrong ones.
 
     DivideMix (Li, Socher and Hoi, 2020) trains two networks. After a
@@ -311,31 +311,6 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
         for name, value in kwargs.items():
             setattr(self, name, value)
 
-    # -- parameters routed to skorch (module__*, optimizer__*) --------------
-
-    def _routed_params(self) -> dict:
-        # Every keyword that __init__ stored beyond the named parameters, so
-        # that a misspelt one (no ``__``) is reported by fit, not ignored.
-        named = set(self._get_param_names())
-        return {
-            k: v
-            for k, v in vars(self).items()
-            if k not in named and not k.startswith("_") and not k.endswith("_")
-        }
-
-    def get_params(self, deep=True):
-        params = super().get_params(deep=deep)
-        params.update(self._routed_params())
-        return params
-
-    def set_params(self, **params):
-        # Whatever get_params returns is settable; new names need a ``__``.
-        extra = self._routed_params()
-        routed = {k: params.pop(k) for k in list(params) if "__" in k or k in extra}
-        for name, value in routed.items():
-            setattr(self, name, value)
-        return super().set_params(**params)
-
     # -- fit ---------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -376,35 +351,8 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
                 setattr(self, name, value)
             raise
 
-    def _validate_training_data(self, X, y):
-        check_routed_params(self._routed_params())
-        if self.warmup_epochs > self.max_epochs:
-            raise InvalidParameterError(
-                "The 'warmup_epochs' parameter of DivideMixClassifier must be an "
-                f"int in the range [0, max_epochs={self.max_epochs}]. Got "
-                f"{self.warmup_epochs!r} instead."
-            )
-        X, y = validate_data(
-            self, X, y, dtype=np.float32, allow_nd=True, ensure_min_samples=2
-        )
-        if X.ndim not in (2, 4):
-            raise ValueError(
-                "X must be 2-D (n_samples, n_features) or 4-D images (n_samples, "
-                f"channels, height, width); got an array of shape {X.shape}."
-            )
-        check_classification_targets(y)
-        classes, y_encoded = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(
-                "DivideMixClassifier needs samples of at least 2 classes; got 1 "
-                f"class: {classes[0]!r}."
-            )
-        # torch.from_numpy on a read-only array (a memmap) is unsupported
-        X = X if X.flags.writeable and X.flags.c_contiguous else np.array(X)
-        return X, classes, y_encoded
-
     def _fit(self, X, y):
-        X, classes, y_encoded = self._validate_training_data(X, y)
+        X, classes, y_encoded = validate_training_data(self, X, y)
         device = resolve_device(self.device)
         amp = None if (self.amp == "fp16" and device == "cpu") else self.amp
         rng = check_random_state(self.random_state)
@@ -421,7 +369,7 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
             batch_size=min(self.batch_size, len(X)),
             eval_batch_size=self.eval_batch_size,
         )
-        nets = self._build_nets(X, len(classes), device, amp, seeds[:2])
+        nets = build_nets(self, X, len(classes), device, amp, seeds[:2])
         cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
         # Dropout and user augmentations draw from the global torch RNG; fork it
         # so that the fit is reproducible and the caller's state untouched.
@@ -457,33 +405,6 @@ class DivideMixClassifier(LabelIssuesMixin, ClassifierMixin, BaseEstimator):
         self.train_proba_ = train_proba
         self._train_labels = y_encoded
         return self
-
-    def _build_nets(self, X, n_classes, device, amp, seeds):
-        module, module_kwargs = module_and_kwargs(self.module, X.shape[1:], n_classes)
-        channels_last = self.channels_last
-        if channels_last == "auto":
-            # oneDNN's CPU pooling and batch norm are several times faster in
-            # channels-last; other modules may .view() activations, so the CPU
-            # gets it only for the default CNN.
-            on_cuda = device.startswith("cuda")
-            channels_last = X.ndim == 4 and (on_cuda or self.module is None)
-        return tuple(
-            build_net(
-                module=module,
-                module_kwargs=module_kwargs,
-                routed=self._routed_params(),
-                optimizer=self.optimizer,
-                lr=self.lr,
-                batch_size=self.batch_size,
-                callbacks=self.callbacks,
-                device=device,
-                amp=amp,
-                channels_last=bool(channels_last),
-                compile=self.compile,
-                seed=int(seed),
-            )
-            for seed in seeds
-        )
 
     # -- prediction --------------------------------------------------------
 

@@ -346,7 +346,7 @@ def run_epochs(est, nets, data: TrainingData, reporter: EpochReporter):
             if kind not in warned:
                 warned.add(kind)
                 warnings.warn(
-                    f"Epoch {epoch + 1}, {note}.", DivisionWarning, stacklevel=4
+                    f"Epoch {epoch + 1}, {note}.", DivisionWarning, stacklevel=5
                 )
         history.append(row)
         reporter.end_epoch(row, len(data.X))

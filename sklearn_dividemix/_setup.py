@@ -11,8 +11,11 @@ import inspect
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import validate_data
 from torch import nn
 
 from ._augment import check_augmented
@@ -20,6 +23,8 @@ from ._modules import MLPClassifierModule, SmallCNNClassifierModule
 from ._net import DivideMixNet
 
 __all__ = [
+    "build_nets",
+    "validate_training_data",
     "build_net",
     "check_module_output",
     "resolve_device",
@@ -192,3 +197,65 @@ def check_module_output(
             f"{tuple(output.shape)}. Set module__num_classes={n_classes} or "
             "fix the module's last layer."
         )
+
+
+def validate_training_data(estimator, X, y):
+    """Validate ``fit``'s input; return float32 X, classes and encoded y.
+
+    Sets ``n_features_in_`` (and ``feature_names_in_``) on the estimator, as
+    ``validate_data`` does.
+    """
+    check_routed_params(estimator._routed_params())
+    if estimator.warmup_epochs > estimator.max_epochs:
+        raise InvalidParameterError(
+            "The 'warmup_epochs' parameter of DivideMixClassifier must be an "
+            f"int in the range [0, max_epochs={estimator.max_epochs}]. Got "
+            f"{estimator.warmup_epochs!r} instead."
+        )
+    X, y = validate_data(
+        estimator, X, y, dtype=np.float32, allow_nd=True, ensure_min_samples=2
+    )
+    if X.ndim not in (2, 4):
+        raise ValueError(
+            "X must be 2-D (n_samples, n_features) or 4-D images (n_samples, "
+            f"channels, height, width); got an array of shape {X.shape}."
+        )
+    check_classification_targets(y)
+    classes, y_encoded = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(
+            "DivideMixClassifier needs samples of at least 2 classes; got 1 "
+            f"class: {classes[0]!r}."
+        )
+    # torch.from_numpy on a read-only array (a memmap) is unsupported
+    X = X if X.flags.writeable and X.flags.c_contiguous else np.array(X)
+    return X, classes, y_encoded
+
+
+def build_nets(estimator, X, n_classes, device, amp, seeds):
+    """Build the two nets of a fit, one seed each."""
+    module, module_kwargs = module_and_kwargs(estimator.module, X.shape[1:], n_classes)
+    channels_last = estimator.channels_last
+    if channels_last == "auto":
+        # oneDNN's CPU pooling and batch norm are several times faster in
+        # channels-last; other modules may .view() activations, so the CPU
+        # gets it only for the default CNN.
+        on_cuda = device.startswith("cuda")
+        channels_last = X.ndim == 4 and (on_cuda or estimator.module is None)
+    return tuple(
+        build_net(
+            module=module,
+            module_kwargs=module_kwargs,
+            routed=estimator._routed_params(),
+            optimizer=estimator.optimizer,
+            lr=estimator.lr,
+            batch_size=estimator.batch_size,
+            callbacks=estimator.callbacks,
+            device=device,
+            amp=amp,
+            channels_last=bool(channels_last),
+            compile=estimator.compile,
+            seed=int(seed),
+        )
+        for seed in seeds
+    )
