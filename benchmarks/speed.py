@@ -59,8 +59,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--eval-batch-size", type=int, default=1024)
     add("--warmup-epochs", type=int, default=3, help="first one not counted")
     add("--mixmatch-epochs", type=int, default=3, help="first one not counted")
-    add("--skorch-epochs", type=int, default=3, help="first one not counted")
     add("--amp", choices=["bf16", "fp16"], default=None)
+    add(
+        "--optimizer-fused",
+        action="store_true",
+        help="fused SGD (one kernel per step) for DivideMix and skorch alike",
+    )
     add(
         "--channels-last",
         choices=["auto", "true", "false"],
@@ -77,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.quick:
         args.dataset, args.n, args.module = "synthetic", 192, "cnn"
         args.batch_size, args.eval_batch_size = 32, 128
-        args.warmup_epochs = args.mixmatch_epochs = args.skorch_epochs = 2
+        args.warmup_epochs = args.mixmatch_epochs = 2
     return args
 
 
@@ -150,11 +154,17 @@ def _phase_summary(epochs: list[dict]) -> dict:
     return summary
 
 
-def time_dividemix(args, X, y) -> dict:
+def _optimizer_kwargs(args) -> dict:
+    return {"optimizer__fused": True} if args.optimizer_fused else {}
+
+
+def time_dividemix(args, X, y, after_epoch=None) -> dict:
     n_classes = int(y.max()) + 1
     module, module_kwargs = dividemix_module(args.module, X, n_classes)
     batch_size = min(args.batch_size, len(X))
-    recorder = DivideMixFloor(X, n_classes, batch_size, args.eval_batch_size)
+    recorder = DivideMixFloor(
+        X, n_classes, batch_size, args.eval_batch_size, after_epoch=after_epoch
+    )
     clf = DivideMixClassifier(
         module,
         max_epochs=args.warmup_epochs + args.mixmatch_epochs,
@@ -167,6 +177,7 @@ def time_dividemix(args, X, y) -> dict:
         channels_last={"true": True, "false": False}.get(args.channels_last, "auto"),
         random_state=0,
         callbacks=[recorder],
+        **_optimizer_kwargs(args),
         **{f"module__{k}": v for k, v in module_kwargs.items()},
     )
     start = time.perf_counter()
@@ -183,13 +194,17 @@ def time_dividemix(args, X, y) -> dict:
     }
 
 
-def time_skorch(args, X, y) -> dict:
+def skorch_net(args, X, y):
+    """A plain skorch net of the same module, optimizer and batch size.
+
+    It trains one epoch at a time (``partial_fit``) between DivideMix epochs;
+    its ``SkorchFloor`` callback keeps the records.
+    """
     from skorch import NeuralNetClassifier
 
     n_classes = int(y.max()) + 1
     module, module_kwargs = module_spec(args.module, X, n_classes)
     batch_size = min(args.batch_size, len(X))
-    recorder = SkorchFloor(X, n_classes, batch_size)
     net = NeuralNetClassifier(
         module,
         criterion=torch.nn.CrossEntropyLoss,
@@ -198,17 +213,49 @@ def time_skorch(args, X, y) -> dict:
         optimizer__weight_decay=5e-4,
         lr=0.02,
         batch_size=batch_size,
-        max_epochs=args.skorch_epochs,
+        max_epochs=1,
         train_split=None,
         iterator_train__shuffle=True,
-        callbacks=[recorder],
+        callbacks=[("floor", SkorchFloor(X, n_classes, batch_size))],
         device="cpu" if not torch.cuda.is_available() else "cuda",
         verbose=0,
+        **_optimizer_kwargs(args),
         **{f"module__{k}": v for k, v in module_kwargs.items()},
     )
-    torch.manual_seed(0)
-    net.fit(X, y)
-    return _phase_summary(recorder.records)
+    return net.initialize()
+
+
+def _paired_ratios(ours: list[dict], theirs: list[dict]) -> dict:
+    """Per phase, medians over epoch pairs of DivideMix / skorch seconds.
+
+    ``excess`` is measured ratio / floor ratio (skorch's efficiency over
+    DivideMix's): at most 1 when a DivideMix epoch costs no more, relative to
+    a skorch epoch, than the floor predicts.
+    """
+    ratios = {}
+    for phase in ("warmup", "mixmatch"):
+        pairs = [
+            (m, t) for m, t in zip(ours, theirs, strict=True) if m["phase"] == phase
+        ]
+        pairs = pairs[1:] if len(pairs) > 1 else pairs
+        actual = np.array([m["actual_s"] / t["actual_s"] for m, t in pairs])
+        floor = np.array([m["floor_s"] / t["floor_s"] for m, t in pairs])
+        ratios[f"{phase}_over_skorch_actual"] = float(np.median(actual))
+        ratios[f"{phase}_over_skorch_floor"] = float(np.median(floor))
+        ratios[f"{phase}_excess"] = float(np.median(actual / floor))
+    return ratios
+
+
+def time_both(args, X, y) -> tuple[dict, dict, dict]:
+    """DivideMix epochs, each followed by one plain skorch epoch, paired."""
+    net = skorch_net(args, X, y)
+    dividemix = time_dividemix(args, X, y, after_epoch=lambda: net.partial_fit(X, y))
+    theirs = dict(net.callbacks_)["floor"].records
+    ours = sorted(
+        dividemix["warmup"]["epochs"] + dividemix["mixmatch"]["epochs"],
+        key=lambda e: e["epoch"],
+    )
+    return dividemix, _phase_summary(theirs), _paired_ratios(ours, theirs)
 
 
 # -- memory -------------------------------------------------------------------
@@ -366,25 +413,6 @@ def machine_info() -> dict:
     }
 
 
-def _ratios(dividemix: dict, skorch: dict) -> dict:
-    """Cost of a DivideMix epoch in plain skorch epochs, measured and floor.
-
-    Ratios of medians pair epochs of two fits, which load can hit unequally;
-    the ratios of the fastest epochs and ``excess`` (skorch's efficiency over
-    the phase's: measured ratio / floor ratio, from paired timings) are the
-    robust ones on a shared machine.
-    """
-    out = {}
-    for phase in ("warmup", "mixmatch"):
-        for kind in ("actual", "floor"):
-            key = f"{phase}_over_skorch_{kind}"
-            out[key] = dividemix[phase][f"{kind}_s"] / skorch[f"{kind}_s"]
-            best = f"best_{kind}_s"
-            out[f"{key}_best"] = dividemix[phase][best] / skorch[best]
-        out[f"{phase}_excess"] = skorch["efficiency"] / dividemix[phase]["efficiency"]
-    return out
-
-
 def print_summary(result: dict) -> None:
     if "dividemix" in result:
         rows = [
@@ -420,6 +448,8 @@ def default_out(args) -> Path:
     )
     if args.amp:
         name += f"_{args.amp}"
+    if args.optimizer_fused:
+        name += "_fused"
     if args.channels_last != "auto":
         name += "_cl" if args.channels_last == "true" else "_nchw"
     if args.threads:
@@ -449,9 +479,8 @@ def main(argv=None) -> dict:
     if not args.memory_only:
         X, y = load_data(args.dataset, args.n)
         result["input_shape"] = list(X.shape[1:])
-        result["dividemix"] = time_dividemix(args, X, y)
-        result["skorch"] = time_skorch(args, X, y)
-        result["ratios"] = _ratios(result["dividemix"], result["skorch"])
+        dividemix, skorch, ratios = time_both(args, X, y)
+        result.update(dividemix=dividemix, skorch=skorch, ratios=ratios)
     if args.memory or args.memory_only:
         result["memory"] = measure_memory(args)
     result["loadavg_after"] = os.getloadavg()

@@ -4,7 +4,9 @@ A skorch callback runs the floor of each training step right after the step,
 on the very batch tensor the step used, inside the same fit: floor and actual
 work alternate every few milliseconds, so whatever else loads the machine hits
 both alike. The division passes' floor runs at the end of each MixMatch epoch.
-The callback's own time is measured and taken out of the epoch's time.
+The callback's own time is measured and taken out of the epoch's time. After
+each DivideMix epoch, one epoch of the plain skorch net runs (with its own
+floor), so that the two are compared epoch by epoch under the same load.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class _StepFloor(Callback):
         actual = end - self.start - self.callback_time
         self.records.append(
             {
+                "epoch": len(self.records) + 1,
                 "phase": phase,
                 **extra,
                 "actual_s": float(actual[0]),
@@ -112,11 +115,13 @@ class DivideMixFloor(_StepFloor):
     recording each net's ``phase`` and ``labeled`` in its history.
     """
 
-    def __init__(self, X, n_classes, batch_size, eval_batch_size):
+    def __init__(self, X, n_classes, batch_size, eval_batch_size, after_epoch=None):
         self.X = X
         self.n_classes = n_classes
         self.batch_size = min(batch_size, len(X))
         self.eval_batch_size = eval_batch_size
+        # run between epochs, outside the epoch's time (e.g. a skorch epoch)
+        self.after_epoch = after_epoch
         self.nets = []
         self.pending = []
         self.records = []
@@ -155,6 +160,8 @@ class DivideMixFloor(_StepFloor):
             )
         self.pending = []
         self._close_epoch(phase, expected, labeled=list(labeled))
+        if self.after_epoch is not None:
+            self.after_epoch()
 
 
 class SkorchFloor(_StepFloor):
@@ -169,6 +176,8 @@ class SkorchFloor(_StepFloor):
         self._reset_epoch()
 
     def on_train_begin(self, net, **kwargs):
+        if self.floor is not None:  # partial_fit: one epoch at a time
+            return
         self.floor = _make_floor(
             net.module_,
             None,
