@@ -75,6 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--memory", action="store_true", help="also measure peak memory of a fit")
     add("--memory-only", action="store_true", help="only measure peak memory")
     add("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    add("--memory-method", default="dividemix", help=argparse.SUPPRESS)
     add("--quick", action="store_true", help="tiny synthetic run, a few seconds")
     add("--out", type=Path, default=None, help="JSON file (default: results/)")
     args = parser.parse_args(argv)
@@ -194,7 +195,7 @@ def time_dividemix(args, X, y, after_epoch=None) -> dict:
     }
 
 
-def skorch_net(args, X, y):
+def skorch_net(args, X, y, callbacks="floor", max_epochs=1):
     """A plain skorch net of the same module, optimizer and batch size.
 
     It trains one epoch at a time (``partial_fit``) between DivideMix epochs;
@@ -213,10 +214,12 @@ def skorch_net(args, X, y):
         optimizer__weight_decay=5e-4,
         lr=0.02,
         batch_size=batch_size,
-        max_epochs=1,
+        max_epochs=max_epochs,
         train_split=None,
         iterator_train__shuffle=True,
-        callbacks=[("floor", SkorchFloor(X, n_classes, batch_size))],
+        callbacks=[("floor", SkorchFloor(X, n_classes, batch_size))]
+        if callbacks == "floor"
+        else None,
         device="cpu" if not torch.cuda.is_available() else "cuda",
         verbose=0,
         **_optimizer_kwargs(args),
@@ -304,6 +307,9 @@ def _reset_peak() -> bool:
 
 def _memory_fit(args, X, y, max_epochs=2):
     n_classes = int(y.max()) + 1
+    if args.memory_method == "skorch":
+        net = skorch_net(args, X, y, callbacks=None, max_epochs=max_epochs)
+        return net.fit(X, y)
     module, module_kwargs = dividemix_module(args.module, X, n_classes)
     clf = DivideMixClassifier(
         module,
@@ -320,6 +326,9 @@ def _memory_fit(args, X, y, max_epochs=2):
 
 def memory_child(args) -> dict:
     """Peak memory of one fit (1 warm-up + 1 MixMatch epoch), in this process.
+
+    With ``--memory-method=skorch``, of a plain skorch fit of two epochs of
+    the same module instead.
 
     A tiny fit on random data of the same shape runs first, so that the
     baseline holds the libraries a fit loads lazily (the GMM's scipy, oneDNN's
@@ -341,9 +350,10 @@ def memory_child(args) -> dict:
         clf = _memory_fit(args, X, y)
     fit_s = time.perf_counter() - start
     after = _proc_status()
+    nets = [clf] if args.memory_method == "skorch" else [clf.net1_, clf.net2_]
     model_bytes = sum(
         t.numel() * t.element_size()
-        for net in (clf.net1_, clf.net2_)
+        for net in nets
         for t in [*net.module_.parameters(), *net.module_.buffers()]
     )
     peak = after["VmHWM"] if hwm_reset else sampler.peak["VmRSS"]
@@ -353,6 +363,8 @@ def memory_child(args) -> dict:
     data_bytes = X.nbytes
     budget = 2 * (data_bytes + model_bytes) + 300 * 2**20
     return {
+        "method": args.memory_method,
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "n": len(X),
         "fit_s": fit_s,
         "data_bytes": data_bytes,
@@ -386,8 +398,17 @@ def measure_memory(args) -> dict:
     ]
     if args.threads:
         command.append(f"--threads={args.threads}")
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    reports = {}
+    for method in ("dividemix", "skorch"):
+        output = subprocess.run(
+            [*command, f"--memory-method={method}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        reports[method] = json.loads(output.strip().splitlines()[-1])
+    # the plain skorch fit of the same module and data, for comparison
+    return {**reports["dividemix"], "skorch": reports["skorch"]}
 
 
 # -- report -------------------------------------------------------------------
@@ -456,6 +477,8 @@ def default_out(args) -> Path:
         name += f"_t{args.threads}"
     if args.memory_only:
         name = f"memory_{args.dataset}_{args.n}_{args.module}"
+        threshold = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+        name += f"_mmap{threshold}" if threshold else ""
     return RESULTS_DIR / f"speed_{name}.json"
 
 

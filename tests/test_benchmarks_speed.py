@@ -149,3 +149,8 @@ def test_memory_measurement_in_a_fresh_process(tmp_path):
         == 2 * (memory["data_bytes"] + memory["model_bytes"]) + 300 * 2**20
     )
     assert isinstance(memory["within_budget"], bool)
+    # the plain skorch fit of the same module, measured the same way
+    skorch = memory["skorch"]
+    assert skorch["method"] == "skorch" and memory["method"] == "dividemix"
+    assert skorch["data_bytes"] == memory["data_bytes"]
+    assert 0 < skorch["model_bytes"] == memory["model_bytes"] / 2
