@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 PAGE = ROOT / "docs" / "performance.md"
 START, END = "<!-- speed-tables:start -->", "<!-- speed-tables:end -->"
+PROFILE_START = "<!-- speed-profile:start -->"
+PROFILE_END = "<!-- speed-profile:end -->"
 TARGETS = {"cnn": 0.85, "resnet18": 0.9}
 MIB = 2**20
 
@@ -145,35 +147,70 @@ def render(results: list[dict]) -> str:
         f"Python {machine['python']}, torch {machine['torch']}, "
         f"{'CUDA' if machine['cuda'] else 'no GPU'}.",
         "",
-        "## Efficiency: floor / actual seconds per epoch",
+        "### Efficiency: floor / actual seconds per epoch",
         "",
         *efficiency_table(timed),
         "",
-        "## Cost relative to a plain skorch epoch",
+        "### Cost relative to a plain skorch epoch",
         "",
         *ratio_table(timed),
         "",
-        "## Peak memory",
+        "### Peak memory",
         "",
         *memory_table(memory),
         "",
-        "## Run conditions",
+        "### Run conditions",
         "",
         *conditions_table(timed + memory),
     ]
     return "\n".join(parts)
 
 
+def profile_table(profiles: list[dict]) -> list[str]:
+    lines = []
+    for profile in profiles:
+        phases = profile["phases"]
+        parts = list(phases["mixmatch"]["parts"])
+        parts += [p for p in phases["warmup"]["parts"] if p not in parts]
+        lines += [
+            f"`{profile['command']}`, {profile['torch_threads']} torch threads:",
+            "",
+            "| part | warm-up epoch | MixMatch epoch |",
+            "|---|---:|---:|",
+        ]
+        for part in parts:
+            cells = []
+            for phase in ("warmup", "mixmatch"):
+                value = phases[phase]["parts"].get(part)
+                text = ""
+                if value:
+                    text = f"{value['seconds_per_epoch']:.3f} s ({value['share']:.1%})"
+                cells.append(text)
+            lines.append(f"| {part} | {cells[0]} | {cells[1]} |")
+        total = [phases[p]["seconds_per_epoch"] for p in ("warmup", "mixmatch")]
+        lines += [f"| total | {total[0]:.2f} s | {total[1]:.2f} s |", ""]
+    return lines
+
+
+def _replace(page: str, start: str, end: str, body: str) -> str:
+    head, rest = page.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def main(paths: list[str] | None = None) -> None:
     files = (
         [Path(p) for p in paths] if paths else sorted(RESULTS_DIR.glob("speed_*.json"))
     )
-    results = [json.loads(path.read_text()) for path in files]
-    page = PAGE.read_text()
-    head, rest = page.split(START, 1)
-    _, tail = rest.split(END, 1)
-    PAGE.write_text(f"{head}{START}\n{render(results)}\n{END}{tail}")
-    print(f"updated {PAGE} from {len(results)} result files")
+    loaded = [json.loads(path.read_text()) for path in files]
+    results = [r for r in loaded if "config" in r]
+    profiles = [r for r in loaded if "phases" in r]
+    page = _replace(PAGE.read_text(), START, END, render(results))
+    if profiles:
+        body = "\n".join(profile_table(profiles)).rstrip()
+        page = _replace(page, PROFILE_START, PROFILE_END, body)
+    PAGE.write_text(page)
+    print(f"updated {PAGE} from {len(loaded)} result files")
 
 
 if __name__ == "__main__":

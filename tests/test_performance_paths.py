@@ -14,12 +14,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from skorch.callbacks import Callback
+from threadpoolctl import threadpool_info
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sklearn_dividemix import DivideMixClassifier, SmallCNNClassifierModule
+from sklearn_dividemix import DivideMixClassifier, SmallCNNClassifierModule, _training
 from sklearn_dividemix._augment import GaussianJitter, RandomCropFlip
-from sklearn_dividemix._division import LossWindow
+from sklearn_dividemix._division import LossWindow, divide_losses, normalize_losses
 from sklearn_dividemix._setup import build_net
 from sklearn_dividemix._training import (
     TrainingData,
@@ -302,6 +303,35 @@ def test_division_runs_in_inference_mode_in_eval_batch_chunks():
     handle.remove()
     assert seen == [(24, True, False), (24, True, False), (14, True, False)]
     assert division.clean_proba.shape == (62,)
+
+
+def test_division_mixture_runs_on_one_openmp_thread(monkeypatch):
+    X, y = _images(62)
+    net = DivideMixClassifier(**FAST).fit(X, y).net1_
+    data = _training_data(X, y)
+    seen = []
+
+    def recording(losses, random_state):
+        seen.append(
+            {i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"}
+        )
+        return divide_losses(losses, random_state=random_state)
+
+    monkeypatch.setattr(_training, "divide_losses", recording)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        division = compute_division(net, data, LossWindow(1), random_state=0)
+        # torch's own thread count is back once the mixture is fitted
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [{1}]
+    with torch.no_grad():
+        net.module_.eval()
+        losses = F.cross_entropy(net.module_(data.X), data.y, reduction="none")
+    expected = divide_losses(normalize_losses(losses.numpy()), random_state=0)
+    np.testing.assert_allclose(division.clean_proba, expected.clean_proba, atol=1e-6)
 
 
 class _OpCounter(TorchDispatchMode):
