@@ -2,7 +2,7 @@
 
 from ._classifier import DivideMixClassifier
 from ._epochs import DivisionWarning
-from ._issues import find_label_issues
+from ._find_issues import find_label_issues
 from ._modules import MLPClassifierModule, SmallCNNClassifierModule
 from ._net import DivideMixNet
 from ._noise import CIFAR10_ASYMMETRIC_MAP, make_noisy_labels, noise_transition_matrix

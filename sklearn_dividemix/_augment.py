@@ -127,7 +127,8 @@ def _auto_padding(height: int) -> int:
 
 def resolve_augment(
     augment: str | Callable | None,
-    X: torch.Tensor,
+    sample_shape: tuple[int, ...],
+    feature_std: torch.Tensor | None = None,
 ) -> Callable[..., torch.Tensor]:
     """Turn the ``augment`` parameter into ``f(batch, generator=None)``.
 
@@ -137,24 +138,28 @@ def resolve_augment(
         ``'auto'`` is crop + flip for 3-channel images, crop only for other
         images (digits must not be mirrored) and jitter of 10 % of each
         feature's standard deviation for tabular data.
-    X : tensor
-        The training data, to size the augmentation.
+    sample_shape : tuple of int
+        Shape of one converted sample: (channels, height, width) or
+        (n_features,).
+    feature_std : tensor, default=None
+        Standard deviation of each feature (vectors) or channel (images, of
+        shape (channels, 1, 1)) of the converted input, on its device: the
+        scale of the jitter. None jitters with a scale of 0.1.
     """
     if augment is None:
         return _identity
     if callable(augment):
         return _UserAugment(augment)
-    is_image = X.ndim == 4
+    is_image = len(sample_shape) == 3
     if augment == "jitter" or (augment == "auto" and not is_image):
-        std = X.reshape(len(X), -1).std(dim=0) if len(X) > 1 else torch.ones(1)
-        return GaussianJitter(0.1 * std.reshape(X.shape[1:]).to(X.device))
+        return GaussianJitter(0.1 * feature_std if feature_std is not None else 0.1)
     if not is_image:
         raise ValueError(
-            f"augment={augment!r} needs 4-D image input (n, channels, height, "
-            f"width); got input of shape {tuple(X.shape)}."
+            f"augment={augment!r} needs image input (n, channels, height, "
+            f"width); got samples of shape {tuple(sample_shape)}."
         )
-    flip = augment == "crop_flip" or (augment == "auto" and X.shape[1] == 3)
-    return RandomCropFlip(padding=_auto_padding(X.shape[2]), flip=flip)
+    flip = augment == "crop_flip" or (augment == "auto" and sample_shape[0] == 3)
+    return RandomCropFlip(padding=_auto_padding(sample_shape[1]), flip=flip)
 
 
 def check_augmented(batch: torch.Tensor, augmented: object) -> torch.Tensor:

@@ -16,16 +16,19 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._augment import resolve_augment
-from ._epochs import EpochReporter, run_epochs
-from ._issues import LabelIssuesMixin, training_proba
+from ._data import gather, is_dataset
+from ._epochs import EpochReporter, LoopSettings, run_epochs
+from ._inputs import FittedInput, dataset_labels, prediction_source
+from ._issues import LabelIssuesMixin
 from ._params import RoutedParamsMixin
 from ._setup import (
     build_nets,
     check_module_output,
+    input_settings,
     resolve_device,
     validate_training_data,
 )
-from ._training import TrainingData, compute_division
+from ._training import TrainingData
 
 __all__ = ["DivideMixClassifier"]
 
@@ -43,6 +46,19 @@ class DivideMixClassifier(
     the labeled set are refined with the net's own predictions, labels of the
     unlabeled set are guessed by both nets, and the two are mixed with mixup.
 
+    Input can be held the way image users hold it: float or uint8 arrays of
+    feature vectors ``(n, n_features)`` or images ``(n, channels, height,
+    width)``, ``(n, height, width, channels)`` or ``(n, height, width)``, or
+    a map-style ``torch.utils.data.Dataset`` (a ``torchvision`` dataset, an
+    ``ImageFolder``) yielding ``(x, label)`` or ``x`` with ``y`` given. The
+    data stays as it came (uint8 stays uint8, a memory-mapped array on disk);
+    each batch is converted on the device: channels moved first, uint8
+    scaled to [0, 1], then standardised per channel (``normalize``). Random
+    augmentation runs on the device on whole batches (``augment``), so a
+    Dataset should yield deterministic tensors of one shape.
+
+    Read more in the :ref:`User Guide <your_data>`.
+
     Parameters
     ----------
     module : callable, default=None
@@ -52,9 +68,8 @@ class DivideMixClassifier(
         a ``num_classes`` argument (or ``**kwargs``), the number of classes of
         ``y`` is passed unless ``module__num_classes`` is set. ``None`` builds
         :class:`MLPClassifierModule` for 2-D input and
-        :class:`SmallCNNClassifierModule` for 4-D (n, channels, height, width)
-        input, sized from the data. Module arguments are set the skorch way,
-        ``module__<name>=value``.
+        :class:`SmallCNNClassifierModule` for images, sized from the data.
+        Module arguments are set the skorch way, ``module__<name>=value``.
     max_epochs : int, default=30
         Total epochs, warm-up included (paper: 300 on CIFAR; this default is
         sized for small data sets on a CPU).
@@ -124,7 +139,21 @@ class DivideMixClassifier(
         deviation for 2-D input. ``'crop'`` never flips. A callable maps a
         batch tensor to an augmented batch of the same shape.
     eval_batch_size : int, default=1024
-        Batch size of the division passes and of prediction.
+        Batch size of the division passes and of prediction: every pass over
+        the data streams it to the device in chunks of this size.
+    normalize : 'auto' or bool, default='auto'
+        Standardise the input on the device, batch by batch: with ``'auto'``
+        (or True) the mean and standard deviation of each channel (images)
+        or feature (vectors) are learnt in fit, in one streamed pass, kept as
+        ``input_mean_`` and ``input_std_`` and applied in fit and predict.
+        ``False`` leaves values as they are (after the uint8 scaling below),
+        for input you scaled yourself or a ``Pipeline`` with a scaler.
+    image_layout : {'auto', 'NCHW', 'NHWC'}, default='auto'
+        Axis order of image samples. ``'auto'`` reads ``(n, height, width,
+        channels)`` when only the last axis has 1, 3 or 4 entries and
+        ``(n, channels, height, width)`` otherwise; a shape where both end
+        axes could be channels, such as ``(n, 3, 32, 3)``, raises and asks for
+        one of the two. ``(n, height, width)`` is single-channel.
     amp : {'bf16', 'fp16'}, default=None
         Mixed precision of the training forward passes. ``'fp16'`` uses a
         gradient scaler and needs CUDA (it falls back to float32 on the CPU);
@@ -148,7 +177,11 @@ class DivideMixClassifier(
         Callbacks given to each net (each gets its own copy).
     **kwargs : dict
         ``module__*``, ``optimizer__*``, ``callbacks__*`` and ``compile__*``
-        parameters, routed to both nets by skorch.
+        parameters, routed to both nets by skorch, and ``iterator_train__*``
+        / ``iterator_valid__*`` parameters of the ``DataLoader`` objects that read
+        a Dataset (training batches / in-order passes): ``num_workers``,
+        ``pin_memory``, ``persistent_workers``, ``prefetch_factor``, ... .
+        Batches, order and collation are DivideMix's own and cannot be set.
 
     Attributes
     ----------
@@ -159,7 +192,15 @@ class DivideMixClassifier(
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
     input_shape_ : tuple of int
-        Shape of one sample, ``X.shape[1:]``.
+        Shape of one sample as given, ``X.shape[1:]`` (a Dataset's first
+        sample for Datasets).
+    image_layout_ : {'NCHW', 'NHWC', 'NHW'} or None
+        The layout the samples were read in; None for feature vectors.
+    input_mean_, input_std_ : ndarray of shape (n_channels,) or \
+            (n_features,), or None
+        Per-channel (images) or per-feature (vectors) mean and standard
+        deviation of the training input (uint8 scaled to [0, 1]), which
+        standardise every batch; None when ``normalize=False``.
     clean_proba_ : ndarray of shape (n_samples,)
         Probability that each training label is correct: the mean of both
         nets' mixture posteriors after the last epoch (a net whose losses are
@@ -246,6 +287,8 @@ class DivideMixClassifier(
             None,
         ],
         "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "normalize": [StrOptions({"auto"}), "boolean"],
+        "image_layout": [StrOptions({"auto", "NCHW", "NHWC"})],
         "amp": [StrOptions({"bf16", "fp16"}), None],
         "channels_last": [StrOptions({"auto"}), "boolean"],
         "compile": ["boolean"],
@@ -275,6 +318,8 @@ class DivideMixClassifier(
         confidence_penalty=False,
         augment="auto",
         eval_batch_size=1024,
+        normalize="auto",
+        image_layout="auto",
         amp=None,
         channels_last="auto",
         compile=False,
@@ -301,6 +346,8 @@ class DivideMixClassifier(
         self.confidence_penalty = confidence_penalty
         self.augment = augment
         self.eval_batch_size = eval_batch_size
+        self.normalize = normalize
+        self.image_layout = image_layout
         self.amp = amp
         self.channels_last = channels_last
         self.compile = compile
@@ -314,7 +361,7 @@ class DivideMixClassifier(
     # -- fit ---------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y=None):
         """Train both nets on ``X`` with the noisy labels ``y``.
 
         A fit that raises (bad input or parameters, a module that fails to
@@ -326,11 +373,18 @@ class DivideMixClassifier(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or \
-                (n_samples, channels, height, width)
-            Training data; cast to float32 (the caller's array is not changed).
-        y : array-like of shape (n_samples,)
-            Given labels, possibly wrong.
+        X : array-like of shape (n_samples, n_features), \
+                (n_samples, channels, height, width), \
+                (n_samples, height, width, channels) or \
+                (n_samples, height, width), or torch Dataset
+            Training data. uint8 arrays stay uint8 and are converted batch by
+            batch; other dtypes are cast to float32 (the caller's array is not
+            changed). A map-style Dataset yields ``x`` or ``(x, label)``,
+            ``x`` a tensor, array or PIL image, all of one shape.
+        y : array-like of shape (n_samples,) or None
+            Given labels, possibly wrong. None for a Dataset that yields
+            ``(x, label)``: its ``targets`` attribute is used when it has one,
+            else the labels are read in one pass.
 
         Returns
         -------
@@ -352,44 +406,55 @@ class DivideMixClassifier(
             raise
 
     def _fit(self, X, y):
-        X, classes, y_encoded = validate_training_data(self, X, y)
         device = resolve_device(self.device)
+        fit_input, classes, y_encoded = validate_training_data(self, X, y, device)
         amp = None if (self.amp == "fp16" and device == "cpu") else self.amp
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=4)
-        X_device = torch.from_numpy(X).to(device)
-        generator = torch.Generator(device=device).manual_seed(int(seeds[2]))
+        final_seeds = tuple(int(s) for s in rng.randint(2**31, size=2))
+        y_device = torch.from_numpy(y_encoded.astype(np.int64)).to(device)
         data = TrainingData(
-            X=X_device,
-            y=torch.from_numpy(y_encoded.astype(np.int64)).to(device),
-            onehot=torch.eye(len(classes), device=device)[y_encoded],
-            augment=resolve_augment(self.augment, X_device),
-            generator=generator,
+            source=fit_input.source,
+            y=y_device,
+            onehot=torch.eye(len(classes), device=device)[y_device],
+            augment=resolve_augment(
+                self.augment, fit_input.module_shape, fit_input.feature_std(device)
+            ),
+            generator=torch.Generator(device=device).manual_seed(int(seeds[2])),
             rng=np.random.RandomState(seeds[3]),
-            batch_size=min(self.batch_size, len(X)),
+            batch_size=min(self.batch_size, len(y_encoded)),
             eval_batch_size=self.eval_batch_size,
         )
-        nets = build_nets(self, X, len(classes), device, amp, seeds[:2])
+        nets = build_nets(self, fit_input, len(classes), device, amp, seeds[:2])
         cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
         # Dropout and user augmentations draw from the global torch RNG; fork it
         # so that the fit is reproducible and the caller's state untouched.
         with torch.random.fork_rng(devices=cuda_devices):
-            check_module_output(nets[0], X_device[:8], len(classes), data.augment)
-            torch.manual_seed(int(seeds[2]))
-            history, windows, phase = run_epochs(
-                self, nets, data, EpochReporter(self.verbose)
+            first = torch.arange(min(len(y_encoded), 8), device=device)
+            check_module_output(
+                nets[0], gather(data.source, first), len(classes), data.augment
             )
-            divisions = [
-                compute_division(net, data, window, int(seed))
-                for net, window, seed in zip(
-                    nets, windows, rng.randint(2**31, size=2), strict=True
-                )
-            ]
-            divisions, _ = phase.keep_healthy(divisions, self.max_epochs)
-        clean_proba = np.mean([d.clean_proba for d in divisions], axis=0)
-        train_proba = training_proba(nets, X_device, self.eval_batch_size)
+            torch.manual_seed(int(seeds[2]))
+            result = run_epochs(
+                LoopSettings.from_params(self.get_params()),
+                nets,
+                data,
+                EpochReporter(self.verbose),
+                final_seeds,
+            )
+        for net in nets:
+            net.clear_training_state()
+        self._set_fitted(fit_input, classes, y_encoded, device, nets, result)
+        return self
+
+    def _set_fitted(self, fit_input, classes, y_encoded, device, nets, result):
+        clean_proba = np.mean([d.clean_proba for d in result.divisions], axis=0)
+        history = result.history
         self.classes_ = classes
-        self.input_shape_ = X.shape[1:]
+        self.input_shape_ = tuple(fit_input.sample_shape)
+        self.image_layout_ = fit_input.layout
+        self.input_mean_ = fit_input.mean if fit_input.normalized else None
+        self.input_std_ = fit_input.std if fit_input.normalized else None
         self.device_ = device
         self.net1_, self.net2_ = nets
         self.history_ = history
@@ -401,43 +466,55 @@ class DivideMixClassifier(
         )
         self.clean_proba_ = clean_proba
         self.clean_mask_ = clean_proba > self.p_threshold
-        self.final_divisions_ = tuple(d.summary() for d in divisions)
-        self.train_proba_ = train_proba
+        self.final_divisions_ = tuple(d.summary() for d in result.divisions)
+        self.train_proba_ = result.train_proba
         self._train_labels = y_encoded
-        return self
+        self._train_paths = fit_input.paths
 
     # -- prediction --------------------------------------------------------
+
+    def _prediction_source(self, X):
+        check_is_fitted(self)
+        if not is_dataset(X):
+            X = validate_data(
+                self, X, dtype=[np.float32, np.uint8], allow_nd=True, reset=False
+            )
+        fitted = FittedInput(
+            sample_shape=self.input_shape_,
+            layout=self.image_layout_,
+            image_layout=self.image_layout,
+            mean=self.input_mean_,
+            std=self.input_std_,
+            eval_loader_params=input_settings(self).eval_loader_params,
+        )
+        return prediction_source(X, fitted, self.net1_.device)
 
     def predict_proba(self, X):
         """Class probabilities: the mean of both nets' softmax outputs.
 
+        Samples are streamed to the device in ``eval_batch_size`` chunks, so
+        a large array is never copied there whole.
+
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or \
-                (n_samples, channels, height, width)
-            Input data.
+        X : array-like or torch Dataset
+            Input data, as in ``fit``; an array in the layout fit saw, a
+            Dataset in any layout that gives the same image size.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities of the classes in ``classes_``; rows sum to 1.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float32, allow_nd=True, reset=False)
-        if X.shape[1:] != self.input_shape_:
-            raise ValueError(
-                f"X has samples of shape {X.shape[1:]}, but DivideMixClassifier "
-                f"was fitted on samples of shape {self.input_shape_}."
-            )
-        X = X if X.flags.writeable and X.flags.c_contiguous else np.array(X)
-        device = self.net1_.device
-        X_device = torch.from_numpy(X).to(device)
+        source = self._prediction_source(X)
+        nets = (self.net1_, self.net2_)
+        chunks = []
         with torch.inference_mode():
-            proba = sum(
-                torch.softmax(net.forward_logits(X_device, self.eval_batch_size), 1)
-                for net in (self.net1_, self.net2_)
-            )
-        proba = proba.double().cpu().numpy()
+            for batch in source.stream(self.eval_batch_size):
+                proba = sum(torch.softmax(net.eval_logits(batch), 1) for net in nets)
+                chunks.append(proba.double().cpu())
+        n_classes = len(self.classes_)
+        proba = torch.cat(chunks).numpy() if chunks else np.empty((0, n_classes))
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X):
@@ -445,9 +522,9 @@ class DivideMixClassifier(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or \
-                (n_samples, channels, height, width)
-            Input data.
+        X : array-like or torch Dataset
+            Input data, as in ``fit``; an array in the layout fit saw, a
+            Dataset in any layout that gives the same image size.
 
         Returns
         -------
@@ -457,6 +534,28 @@ class DivideMixClassifier(
         # predict_proba first: it raises NotFittedError before classes_ is read
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean accuracy of ``predict(X)`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like or torch Dataset
+            Test samples, as in ``fit``.
+        y : array-like of shape (n_samples,), default=None
+            True labels; may be None when ``X`` is a Dataset that yields
+            ``(x, label)`` pairs or has ``targets``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Mean accuracy.
+        """
+        if y is None and is_dataset(X):
+            y = dataset_labels(X, input_settings(self))
+        return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

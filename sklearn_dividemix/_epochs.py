@@ -1,7 +1,9 @@
 """The epoch loop of a fit: warm-up, co-divide, MixMatch, bookkeeping.
 
-:func:`run_epochs` drives both nets through ``max_epochs`` epochs and returns
-the estimator's ``history_``; the per-phase work lives in ``_training``.
+:func:`run_epochs` drives both nets through ``max_epochs`` epochs, then makes
+the final division, and returns what the estimator keeps (:class:`LoopResult`);
+the per-phase work lives in ``_training``. The loop sees the estimator's
+parameters only as a frozen :class:`LoopSettings`.
 """
 
 from __future__ import annotations
@@ -26,12 +28,20 @@ from ._division import (
 from ._losses import linear_rampup
 from ._training import (
     TrainingData,
-    compute_division,
+    compute_divisions,
+    divide,
+    eval_pass,
     run_mixmatch_epoch,
     run_warmup_epoch,
 )
 
-__all__ = ["DivisionWarning", "EpochReporter", "run_epochs"]
+__all__ = [
+    "DivisionWarning",
+    "EpochReporter",
+    "LoopResult",
+    "LoopSettings",
+    "run_epochs",
+]
 
 _COLUMNS = (
     "epoch",
@@ -46,6 +56,44 @@ _COLUMNS = (
 
 class DivisionWarning(UserWarning):
     """A division came out empty, tiny or not bimodal; training went on."""
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """The estimator parameters the epoch loop reads, resolved and frozen."""
+
+    max_epochs: int = 30
+    warmup_epochs: int = 10
+    max_warmup_epochs: int = 15
+    lr_decay: float = 0.1
+    lambda_u: float | str = "auto"
+    p_threshold: float = 0.5
+    temperature: float = 0.5
+    alpha: float = 0.5
+    rampup_epochs: int = 16
+    loss_window: int = 1
+    confidence_penalty: bool = False
+
+    @classmethod
+    def from_params(cls, params: dict) -> LoopSettings:
+        """From ``get_params()``, with ``max_warmup_epochs='auto'`` resolved."""
+        names = [name for name in cls.__dataclass_fields__ if name in params]
+        values = {name: params[name] for name in names}
+        limit = values.get("max_warmup_epochs", "auto")
+        if limit == "auto":
+            # at least half of the budget is left for MixMatch
+            limit = values["max_epochs"] // 2
+        values["max_warmup_epochs"] = max(values["warmup_epochs"], limit)
+        return cls(**values)
+
+
+@dataclass
+class LoopResult:
+    """What a fit keeps from its epochs and final division."""
+
+    history: History
+    divisions: list[Division]
+    train_proba: np.ndarray
 
 
 @dataclass
@@ -83,14 +131,6 @@ class _Phase:
                     f"{last[0] + 1}"
                 )
         return kept, notes
-
-
-def _max_warmup_epochs(est) -> int:
-    limit = getattr(est, "max_warmup_epochs", "auto")
-    if limit == "auto":
-        # at least half of the budget is left for MixMatch
-        limit = est.max_epochs // 2
-    return max(est.warmup_epochs, limit)
 
 
 class EpochReporter:
@@ -159,31 +199,28 @@ def _division_notes(division: Division, name: str, p_threshold: float, n_classes
     return notes
 
 
-def _warmup(est, nets, data, reporter) -> dict[str, Any]:
-    reporter.start_epoch(2 * -(-len(data.X) // data.batch_size), "warm-up")
+def _warmup(settings: LoopSettings, nets, data, reporter) -> dict[str, Any]:
+    reporter.start_epoch(2 * -(-len(data) // data.batch_size), "warm-up")
     row: dict[str, Any] = {"phase": "warmup", "unlabeled_weight": 0.0}
     for i, net in enumerate(nets, start=1):
         terms = run_warmup_epoch(
-            net, data, confidence_penalty=est.confidence_penalty, progress=reporter.step
+            net,
+            data,
+            confidence_penalty=settings.confidence_penalty,
+            progress=reporter.step,
         )
         row[f"loss_net{i}"] = terms.pop("loss", float("nan"))
         row[f"loss_terms_net{i}"] = terms
-        row[f"labeled_net{i}"] = len(data.X)
+        row[f"labeled_net{i}"] = len(data)
         row[f"gmm_means_net{i}"] = None
         row[f"division_net{i}"] = None
     row["notes"] = []
     return row
 
 
-def _co_divide(nets, data, windows, seeds) -> list[Division]:
-    # Co-divide: both divisions exist before either net trains this epoch.
-    return [
-        compute_division(net, data, window, seed)
-        for net, window, seed in zip(nets, windows, seeds, strict=True)
-    ]
-
-
-def _end_of_warmup(est, nets, data, divisions, epoch, phase, reporter):
+def _end_of_warmup(
+    settings: LoopSettings, nets, data, divisions, epoch, phase, reporter
+):
     """A warm-up row while the divisions are not healthy yet, else None.
 
     When warm-up ends, fixes the epoch MixMatch starts at (for the ramp-up)
@@ -192,70 +229,69 @@ def _end_of_warmup(est, nets, data, divisions, epoch, phase, reporter):
     if phase.warmup_end is not None:
         return None
     separation = min(d.separation for d in divisions)
-    limit = _max_warmup_epochs(est)
+    limit = settings.max_warmup_epochs
     if warmup_should_continue(separation, phase.separation, epoch, limit):
         phase.separation = separation
-        row = _warmup(est, nets, data, reporter)
+        row = _warmup(settings, nets, data, reporter)
         row["notes"].append(
             "warm-up extended: losses not bimodal yet (separation "
             f"{separation:.2f}; warm-up goes on while it grows, up to epoch {limit})"
         )
         return row
     phase.warmup_end = epoch
-    phase.lambda_u = est.lambda_u
-    if est.lambda_u == "auto":
-        noise_rate = estimate_noise_rate(divisions, est.p_threshold)
+    phase.lambda_u = settings.lambda_u
+    if settings.lambda_u == "auto":
+        noise_rate = estimate_noise_rate(divisions, settings.p_threshold)
         phase.lambda_u = auto_lambda_u(noise_rate, data.onehot.shape[1])
     return None
 
 
 def _mixmatch(
-    est, nets, data, windows, epoch, seeds, reporter, *, divisions=None, phase=None
+    settings: LoopSettings, nets, data, divisions, epoch, reporter, phase
 ) -> dict[str, Any]:
-    if divisions is None:
-        divisions = _co_divide(nets, data, windows, seeds)
-    warmup_end = est.warmup_epochs if phase is None else phase.warmup_end
-    lambda_u = est.lambda_u if phase is None else phase.lambda_u
     n_classes = data.onehot.shape[1]
-    row: dict[str, Any] = {"phase": "mixmatch", "notes": [], "lambda_u": lambda_u}
+    threshold = settings.p_threshold
+    row: dict[str, Any] = {
+        "phase": "mixmatch",
+        "notes": [],
+        "lambda_u": phase.lambda_u,
+    }
     for i, division in enumerate(divisions, start=1):
         row[f"gmm_means_net{i}"] = division.means
         row[f"division_net{i}"] = division.summary()
-        row["notes"] += _division_notes(division, f"net{i}", est.p_threshold, n_classes)
+        row["notes"] += _division_notes(division, f"net{i}", threshold, n_classes)
     peer_proba = [
-        torch.as_tensor(d.clean_proba, dtype=torch.float32, device=data.X.device)
+        torch.as_tensor(d.clean_proba, dtype=torch.float32, device=data.y.device)
         for d in divisions[::-1]
     ]
-    n_steps = sum(
-        -(-int((w > est.p_threshold).sum()) // data.batch_size) for w in peer_proba
-    )
+    n_steps = sum(-(-int((w > threshold).sum()) // data.batch_size) for w in peer_proba)
     reporter.start_epoch(n_steps, "mixmatch")
+
+    def unlabeled_weight(fraction: float) -> float:
+        ramp = linear_rampup(
+            epoch + fraction,
+            warmup_epochs=phase.warmup_end,
+            rampup_epochs=settings.rampup_epochs,
+        )
+        return phase.lambda_u * ramp
+
     for i, (net, peer, clean_proba) in enumerate(
         zip(nets, nets[::-1], peer_proba, strict=True), 1
     ):
-
-        def unlabeled_weight(fraction: float) -> float:
-            ramp = linear_rampup(
-                epoch + fraction,
-                warmup_epochs=warmup_end,
-                rampup_epochs=est.rampup_epochs,
-            )
-            return lambda_u * ramp
-
         terms = run_mixmatch_epoch(
             net,
             peer,
             data,
             clean_proba,
-            p_threshold=est.p_threshold,
-            temperature=est.temperature,
-            alpha=est.alpha,
+            p_threshold=threshold,
+            temperature=settings.temperature,
+            alpha=settings.alpha,
             unlabeled_weight=unlabeled_weight,
             progress=reporter.step,
         )
         row[f"loss_net{i}"] = terms.pop("loss", float("nan"))
         row[f"loss_terms_net{i}"] = terms
-        row[f"labeled_net{i}"] = int((clean_proba > est.p_threshold).sum())
+        row[f"labeled_net{i}"] = int((clean_proba > threshold).sum())
     row["unlabeled_weight"] = unlabeled_weight(1.0)
     return row
 
@@ -278,33 +314,24 @@ def _check_finite(row: dict, epoch: int, nets) -> None:
         )
 
 
-def _epoch(est, nets, data, windows, epoch, rng, reporter, phase) -> dict:
-    if epoch == est.max_epochs // 2 and est.lr_decay != 1.0 and epoch > 0:
+def _epoch(settings: LoopSettings, nets, data, windows, epoch, rng, reporter, phase):
+    if epoch == settings.max_epochs // 2 and settings.lr_decay != 1.0 and epoch > 0:
         for net in nets:
             for group in net.optimizer_.param_groups:
-                group["lr"] *= est.lr_decay
+                group["lr"] *= settings.lr_decay
     for net in nets:
         # skorch's own on_epoch_begin adds the history row and records 'epoch'
         net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
-    if epoch < est.warmup_epochs:
-        row = _warmup(est, nets, data, reporter)
+    if epoch < settings.warmup_epochs:
+        row = _warmup(settings, nets, data, reporter)
     else:
         seeds = [int(s) for s in rng.randint(2**31, size=2)]
-        divisions = _co_divide(nets, data, windows, seeds)
-        row = _end_of_warmup(est, nets, data, divisions, epoch, phase, reporter)
+        # Co-divide: both divisions exist before either net trains this epoch.
+        divisions = compute_divisions(nets, data, windows, seeds)
+        row = _end_of_warmup(settings, nets, data, divisions, epoch, phase, reporter)
         if row is None:
             divisions, notes = phase.keep_healthy(divisions, epoch)
-            row = _mixmatch(
-                est,
-                nets,
-                data,
-                windows,
-                epoch,
-                seeds,
-                reporter,
-                divisions=divisions,
-                phase=phase,
-            )
+            row = _mixmatch(settings, nets, data, divisions, epoch, reporter, phase)
             row["notes"] += notes
     for i, net in enumerate(nets, start=1):
         net.history.record("train_loss", row[f"loss_net{i}"])
@@ -315,25 +342,53 @@ def _epoch(est, nets, data, windows, epoch, rng, reporter, phase) -> dict:
     return row
 
 
-def run_epochs(est, nets, data: TrainingData, reporter: EpochReporter):
-    """Train both nets for ``est.max_epochs`` epochs.
+def _final_division(nets, data, windows, seeds, phase, epoch):
+    """The division behind ``clean_proba_``, and the training probabilities.
 
-    Returns the history, each net's loss window and the phase bookkeeping
-    (for the final division: ``phase.keep_healthy``).
+    One eval pass gives both nets' losses and their mean softmax; a net whose
+    losses are not bimodal now contributes its last bimodal division.
+    """
+    losses, train_proba = eval_pass(nets, data, with_proba=True)
+    divisions = [
+        divide(loss, window, int(seed))
+        for loss, window, seed in zip(losses, windows, seeds, strict=True)
+    ]
+    divisions, _ = phase.keep_healthy(divisions, epoch)
+    return divisions, train_proba
+
+
+def _warn_notes(row: dict, epoch: int, warned: set[str]) -> None:
+    for note in row["notes"]:
+        kind = note.split(": ", 1)[1].split(" (")[0]
+        if kind not in warned:
+            warned.add(kind)
+            warnings.warn(f"Epoch {epoch}, {note}.", DivisionWarning, stacklevel=6)
+
+
+def run_epochs(
+    settings: LoopSettings,
+    nets,
+    data: TrainingData,
+    reporter: EpochReporter,
+    final_seeds: tuple[int, int],
+) -> LoopResult:
+    """Train both nets for ``settings.max_epochs`` epochs, then divide.
+
     A ``KeyboardInterrupt`` ends training early, as in skorch: the history's
     last row then has ``interrupted=True`` and the estimator stays usable.
+    ``final_seeds`` seed the final division's two mixtures.
     """
     history = History()
-    windows = [LossWindow(est.loss_window) for _ in nets]
+    windows = [LossWindow(settings.loss_window) for _ in nets]
     rng = np.random.RandomState(int(data.rng.randint(2**31)))
     warned: set[str] = set()
     phase = _Phase()
     for net in nets:
         net.notify("on_train_begin", X=None, y=None)
-    for epoch in range(est.max_epochs):
+    for epoch in range(settings.max_epochs):
         start = time.perf_counter()
         try:
-            row = _epoch(est, nets, data, windows, epoch, rng, reporter, phase)
+            row = _epoch(settings, nets, data, windows, epoch, rng, reporter, phase)
         except KeyboardInterrupt:
             reporter.close()
             name = "warmup" if phase.warmup_end is None else "mixmatch"
@@ -341,15 +396,12 @@ def run_epochs(est, nets, data: TrainingData, reporter: EpochReporter):
             break
         row = {"epoch": epoch + 1, **row, "dur": time.perf_counter() - start}
         _check_finite(row, epoch + 1, nets)
-        for note in row["notes"]:
-            kind = note.split(": ", 1)[1].split(" (")[0]
-            if kind not in warned:
-                warned.add(kind)
-                warnings.warn(
-                    f"Epoch {epoch + 1}, {note}.", DivisionWarning, stacklevel=5
-                )
+        _warn_notes(row, epoch + 1, warned)
         history.append(row)
-        reporter.end_epoch(row, len(data.X))
+        reporter.end_epoch(row, len(data))
     for net in nets:
         net.notify("on_train_end", X=None, y=None)
-    return history, windows, phase
+    divisions, train_proba = _final_division(
+        nets, data, windows, final_seeds, phase, settings.max_epochs
+    )
+    return LoopResult(history, divisions, train_proba)

@@ -9,15 +9,10 @@ when a table is asked for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
-import torch
-from sklearn.base import clone
-from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["LabelIssuesMixin", "find_label_issues"]
+__all__ = ["LabelIssuesMixin", "import_pandas", "label_issues_frame"]
 
 _COLUMNS = (
     "is_label_issue",
@@ -28,7 +23,7 @@ _COLUMNS = (
 )
 
 
-def _import_pandas(caller: str):
+def import_pandas(caller: str):
     try:
         import pandas as pd
     except ImportError as exc:
@@ -38,18 +33,6 @@ def _import_pandas(caller: str):
             "are clean_proba_, clean_mask_ and train_proba_."
         ) from exc
     return pd
-
-
-def training_proba(nets: Sequence, X: torch.Tensor, batch_size: int) -> np.ndarray:
-    """Mean of the nets' eval-mode softmax on ``X``, as float32 on the host.
-
-    The same numbers as ``predict_proba`` on the training set, computed from
-    the tensor the fit already holds on the device.
-    """
-    with torch.inference_mode():
-        proba = sum(torch.softmax(net.forward_logits(X, batch_size), 1) for net in nets)
-    proba = proba / proba.sum(dim=1, keepdim=True)
-    return proba.float().cpu().numpy()
 
 
 def corefined_labels(
@@ -88,9 +71,14 @@ def label_issues_frame(
     proba: np.ndarray,
     clean_proba: np.ndarray,
     clean_mask: np.ndarray,
+    paths: np.ndarray | None = None,
 ):
-    """Build the label-issue DataFrame from a fit's per-sample arrays."""
-    pd = _import_pandas("get_label_issues")
+    """Build the label-issue DataFrame from a fit's per-sample arrays.
+
+    ``paths`` (the file of each sample, when the data set knows it) becomes
+    a ``path`` column, so that an audit ends in a list of files to relabel.
+    """
+    pd = import_pandas("get_label_issues")
     is_issue = ~np.asarray(clean_mask, dtype=bool)
     predicted = np.argmax(proba, axis=1)
     suggested = np.where(is_issue, corefined_labels(proba, given, clean_proba), given)
@@ -101,14 +89,18 @@ def label_issues_frame(
         classes[predicted],
         classes[suggested],
     )
-    return pd.DataFrame(dict(zip(_COLUMNS, columns, strict=True)))
+    table = dict(zip(_COLUMNS, columns, strict=True))
+    if paths is not None:
+        table["path"] = paths
+    return pd.DataFrame(table)
 
 
 class LabelIssuesMixin:
     """Adds ``get_label_issues`` to an estimator that keeps a fit's division.
 
     The estimator must set ``classes_``, ``clean_proba_``, ``clean_mask_``,
-    ``train_proba_`` and ``_train_labels`` (the encoded given labels) in fit.
+    ``train_proba_``, ``_train_labels`` (the encoded given labels) and
+    ``_train_paths`` (each sample's file, or None) in fit.
     """
 
     def get_label_issues(self):
@@ -125,7 +117,8 @@ class LabelIssuesMixin:
 
         Returns
         -------
-        label_issues : pandas.DataFrame of shape (n_samples, 5)
+        label_issues : pandas.DataFrame of shape (n_samples, 5) or \
+                (n_samples, 6)
             Columns:
 
             - ``is_label_issue`` (bool): the label is believed wrong,
@@ -141,6 +134,10 @@ class LabelIssuesMixin:
               train_proba_`` with ``w = label_quality``; for the others, the
               given label.
 
+            - ``path`` (str), only when fit was given a Dataset that knows
+              its files (``torchvision.datasets.ImageFolder``'s ``samples``,
+              or a ``Subset`` of one): the file of each sample.
+
             Labels are values of ``classes_`` (cleanlab's integer indices when
             the classes are ``0 .. n_classes - 1``).
         """
@@ -151,75 +148,5 @@ class LabelIssuesMixin:
             proba=self.train_proba_,
             clean_proba=self.clean_proba_,
             clean_mask=self.clean_mask_,
+            paths=getattr(self, "_train_paths", None),
         )
-
-
-def _final_step(estimator):
-    return estimator[-1] if isinstance(estimator, Pipeline) else estimator
-
-
-def find_label_issues(X, y, *, estimator=None, return_estimator=False):
-    """Fit DivideMix on ``(X, y)`` and return the table of label issues.
-
-    A one-call convenience for ``clone(estimator).fit(X, y)`` followed by
-    ``get_label_issues()``. When ``X`` is a pandas DataFrame (or ``y`` a
-    Series) the table keeps its index, so flagged rows can be looked up in
-    the original data.
-
-    Requires pandas.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features) or \
-            (n_samples, channels, height, width)
-        Training data.
-    y : array-like of shape (n_samples,)
-        Given labels, possibly wrong.
-    estimator : DivideMixClassifier or Pipeline, default=None
-        Estimator to clone and fit; a Pipeline must end with a
-        :class:`DivideMixClassifier`. ``None`` uses
-        ``DivideMixClassifier()`` with its defaults.
-    return_estimator : bool, default=False
-        Also return the fitted estimator, e.g. to plot its diagnostics.
-
-    Returns
-    -------
-    label_issues : pandas.DataFrame of shape (n_samples, 5)
-        See :meth:`DivideMixClassifier.get_label_issues` for the columns.
-    estimator : DivideMixClassifier or Pipeline
-        The fitted clone, only when ``return_estimator=True``.
-
-    See Also
-    --------
-    DivideMixClassifier.get_label_issues : The same table from a fitted
-        estimator.
-
-    Examples
-    --------
-    >>> from sklearn.datasets import load_digits
-    >>> from sklearn_dividemix import DivideMixClassifier, find_label_issues
-    >>> X, y = load_digits(return_X_y=True)
-    >>> clf = DivideMixClassifier(max_epochs=2, warmup_epochs=1, random_state=0)
-    >>> issues = find_label_issues(X / 16, y, estimator=clf)
-    >>> list(issues.columns)  # doctest: +NORMALIZE_WHITESPACE
-    ['is_label_issue', 'label_quality', 'given_label', 'predicted_label',
-     'suggested_label']
-    """
-    pd = _import_pandas("find_label_issues")
-    if estimator is None:
-        from ._classifier import DivideMixClassifier
-
-        estimator = DivideMixClassifier()
-    final = _final_step(estimator)
-    if not isinstance(final, LabelIssuesMixin):
-        raise TypeError(
-            "estimator must be a DivideMixClassifier or a Pipeline ending with "
-            f"one; got {type(final).__name__}."
-        )
-    fitted = clone(estimator).fit(X, y)
-    table = _final_step(fitted).get_label_issues()
-    for source in (X, y):
-        if isinstance(source, (pd.DataFrame, pd.Series)):
-            table.index = source.index
-            break
-    return (table, fitted) if return_estimator else table

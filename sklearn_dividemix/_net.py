@@ -15,7 +15,6 @@ import operator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer
 
@@ -162,10 +161,17 @@ class DivideMixNet(NeuralNet):
         return None
 
     def to_device_input(self, X: torch.Tensor) -> torch.Tensor:
-        """Apply the memory format the module expects to an input batch."""
-        if self.channels_last and X.ndim == 4:
+        """Apply the memory format the module expects to an input batch.
+
+        Channels-last input (a permuted NHWC batch) is made channels-first
+        contiguous for modules that did not ask for channels-last, whose
+        ``.view`` calls on activations would otherwise fail.
+        """
+        if X.ndim != 4:
+            return X
+        if self.channels_last:
             return X.contiguous(memory_format=torch.channels_last)
-        return X
+        return X.contiguous()
 
     @torch.no_grad()
     def forward_proba(self, X: torch.Tensor, *, training: bool) -> torch.Tensor:
@@ -180,18 +186,18 @@ class DivideMixNet(NeuralNet):
         return torch.softmax(logits.float(), dim=1)
 
     @torch.inference_mode()
-    def forward_logits(self, X: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """Eval-mode logits of ``X`` (a tensor on the device), in large batches."""
+    def eval_logits(self, X: torch.Tensor) -> torch.Tensor:
+        """Eval-mode float32 logits of one batch already on the device."""
         self._set_training(False)
-        chunks = [
-            self.module_(self.to_device_input(X[start : start + batch_size])).float()
-            for start in range(0, len(X), batch_size)
-        ]
-        return torch.cat(chunks)
+        return self.module_(self.to_device_input(X)).float()
 
-    def per_sample_losses(
-        self, X: torch.Tensor, y: torch.Tensor, batch_size: int
-    ) -> torch.Tensor:
-        """Eval-mode cross-entropy of every sample against its given label."""
-        logits = self.forward_logits(X, batch_size)
-        return F.cross_entropy(logits, y, reduction="none")
+    def clear_training_state(self) -> None:
+        """Drop optimizer state and gradients: a fitted net keeps its weights.
+
+        A fit always starts from scratch, so SGD's momentum buffers (as large
+        as the weights) and the last step's gradients (as large again) are
+        dead weight in memory and in every pickle.
+        """
+        for name in self._optimizers:
+            getattr(self, name + "_").state.clear()
+        self.module_.zero_grad(set_to_none=True)

@@ -19,18 +19,23 @@ from sklearn.utils.validation import validate_data
 from torch import nn
 
 from ._augment import check_augmented
+from ._data import check_loader_params, is_dataset
+from ._inputs import FitInput, InputSettings, read_fit_input
 from ._modules import MLPClassifierModule, SmallCNNClassifierModule
 from ._net import DivideMixNet
 
 __all__ = [
-    "build_nets",
-    "validate_training_data",
     "build_net",
+    "build_nets",
     "check_module_output",
+    "input_settings",
     "resolve_device",
+    "validate_training_data",
 ]
 
-_ROUTED_PREFIXES = ("module__", "optimizer__", "callbacks__", "compile__")
+_NET_PREFIXES = ("module__", "optimizer__", "callbacks__", "compile__")
+_LOADER_PREFIXES = ("iterator_train__", "iterator_valid__")
+_ROUTED_PREFIXES = _NET_PREFIXES + _LOADER_PREFIXES
 
 
 def resolve_device(device: str | torch.device) -> str:
@@ -64,6 +69,17 @@ def check_routed_params(params: dict) -> None:
             f"must start with one of {list(_ROUTED_PREFIXES)}, e.g. "
             "module__hidden_units=64 or optimizer__momentum=0.9."
         )
+
+
+def net_params(routed: dict) -> dict:
+    """The routed parameters skorch's net takes (not the loaders')."""
+    return {k: v for k, v in routed.items() if k.startswith(_NET_PREFIXES)}
+
+
+def loader_params(routed: dict, prefix: str) -> dict:
+    """``iterator_train__*`` or ``iterator_valid__*`` as DataLoader keywords."""
+    params = {k[len(prefix) :]: v for k, v in routed.items() if k.startswith(prefix)}
+    return check_loader_params(params, prefix)
 
 
 def _accepts_num_classes(factory: Callable) -> bool:
@@ -171,16 +187,15 @@ def build_net(
 
 
 def check_module_output(
-    net: DivideMixNet, X: torch.Tensor, n_classes: int, augment: Callable
+    net: DivideMixNet, batch: torch.Tensor, n_classes: int, augment: Callable
 ) -> None:
     """Run the first batch through the augmentation and the module.
 
     Catches the common mistakes (a module that returns features instead of
-    logits, a tuple, the wrong number of classes, an augmentation that
-    changes shapes) before any training, with a message that shows what was
-    received.
+    logits, a tuple, the wrong number of classes, probabilities instead of
+    logits, an augmentation that changes shapes) before any training, with a
+    message that shows what was received.
     """
-    batch = X[: min(len(X), 8)]
     check_augmented(batch, augment(batch))
     net._set_training(False)
     with torch.inference_mode():
@@ -197,14 +212,32 @@ def check_module_output(
             f"{tuple(output.shape)}. Set module__num_classes={n_classes} or "
             "fix the module's last layer."
         )
+    if looks_like_probabilities(output):
+        raise ValueError(
+            "The module must return logits, but its output looks like "
+            "probabilities (non-negative rows that sum to 1): it probably ends "
+            "in a softmax. DivideMix applies the softmax itself; a softmax "
+            "applied twice flattens every prediction and the nets train to "
+            "chance. Remove the final Softmax layer."
+        )
 
 
-def validate_training_data(estimator, X, y):
-    """Validate ``fit``'s input; return float32 X, classes and encoded y.
+def looks_like_probabilities(output: torch.Tensor) -> bool:
+    """Non-negative rows summing to 1: a softmax output, not logits.
 
-    Sets ``n_features_in_`` (and ``feature_names_in_``) on the estimator, as
-    ``validate_data`` does.
+    Log-probabilities (a final ``LogSoftmax``) are *not* flagged: they differ
+    from logits by a per-row constant, which the softmax of every loss here
+    cancels, so they train exactly as the logits would.
     """
+    output = output.detach().float()
+    if output.shape[1] < 2 or not bool((output >= 0).all()):
+        return False
+    sums = output.sum(dim=1)
+    return bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-3))
+
+
+def check_fit_params(estimator) -> None:
+    """Checks across parameters that ``_parameter_constraints`` cannot express."""
     check_routed_params(estimator._routed_params())
     if estimator.warmup_epochs > estimator.max_epochs:
         raise InvalidParameterError(
@@ -212,41 +245,79 @@ def validate_training_data(estimator, X, y):
             f"int in the range [0, max_epochs={estimator.max_epochs}]. Got "
             f"{estimator.warmup_epochs!r} instead."
         )
-    X, y = validate_data(
-        estimator, X, y, dtype=np.float32, allow_nd=True, ensure_min_samples=2
+
+
+def input_settings(estimator) -> InputSettings:
+    """How the estimator's parameters say input is read."""
+    routed = estimator._routed_params()
+    return InputSettings(
+        image_layout=estimator.image_layout,
+        normalize=estimator.normalize is not False,
+        jitter=estimator.augment == "jitter",
+        eval_batch_size=estimator.eval_batch_size,
+        train_loader_params=loader_params(routed, "iterator_train__"),
+        eval_loader_params=loader_params(routed, "iterator_valid__"),
     )
-    if X.ndim not in (2, 4):
-        raise ValueError(
-            "X must be 2-D (n_samples, n_features) or 4-D images (n_samples, "
-            f"channels, height, width); got an array of shape {X.shape}."
+
+
+def validate_training_data(estimator, X, y, device: str):
+    """Validate ``fit``'s input; return the fit input, classes and encoded y.
+
+    Arrays go through ``validate_data`` (which sets ``n_features_in_`` and
+    ``feature_names_in_``); a torch Dataset is read as it is, its labels taken
+    from ``y``, its ``targets`` or one scan, and ``n_features_in_`` is its
+    number of channels (or features).
+    """
+    check_fit_params(estimator)
+    settings = input_settings(estimator)
+    if is_dataset(X):
+        fit_input = read_fit_input(X, y, settings, device)
+        estimator.n_features_in_ = fit_input.module_shape[0]
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+        if len(fit_input.labels) < 2:
+            raise ValueError(
+                f"Found {len(fit_input.labels)} sample(s) in the Dataset while a "
+                "minimum of 2 is required by DivideMixClassifier."
+            )
+    else:
+        # uint8 stays uint8 (converted per batch); anything else is float32.
+        X, y = validate_data(
+            estimator,
+            X,
+            y,
+            dtype=[np.float32, np.uint8],
+            allow_nd=True,
+            ensure_min_samples=2,
         )
-    check_classification_targets(y)
-    classes, y_encoded = np.unique(y, return_inverse=True)
+        fit_input = read_fit_input(X, y, settings, device)
+    labels = fit_input.labels
+    check_classification_targets(labels)
+    classes, y_encoded = np.unique(labels, return_inverse=True)
     if len(classes) < 2:
         raise ValueError(
             "DivideMixClassifier needs samples of at least 2 classes; got 1 "
             f"class: {classes[0]!r}."
         )
-    # torch.from_numpy on a read-only array (a memmap) is unsupported
-    X = X if X.flags.writeable and X.flags.c_contiguous else np.array(X)
-    return X, classes, y_encoded
+    return fit_input, classes, y_encoded
 
 
-def build_nets(estimator, X, n_classes, device, amp, seeds):
+def build_nets(estimator, fit_input: FitInput, n_classes, device, amp, seeds):
     """Build the two nets of a fit, one seed each."""
-    module, module_kwargs = module_and_kwargs(estimator.module, X.shape[1:], n_classes)
+    shape = fit_input.module_shape
+    module, module_kwargs = module_and_kwargs(estimator.module, shape, n_classes)
     channels_last = estimator.channels_last
     if channels_last == "auto":
         # oneDNN's CPU pooling and batch norm are several times faster in
         # channels-last; other modules may .view() activations, so the CPU
         # gets it only for the default CNN.
         on_cuda = device.startswith("cuda")
-        channels_last = X.ndim == 4 and (on_cuda or estimator.module is None)
+        channels_last = len(shape) == 3 and (on_cuda or estimator.module is None)
     return tuple(
         build_net(
             module=module,
             module_kwargs=module_kwargs,
-            routed=estimator._routed_params(),
+            routed=net_params(estimator._routed_params()),
             optimizer=estimator.optimizer,
             lr=estimator.lr,
             batch_size=estimator.batch_size,

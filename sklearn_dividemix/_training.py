@@ -1,29 +1,35 @@
-"""One epoch of each DivideMix phase, on tensors that live on the device.
+"""One epoch of each DivideMix phase, over a :class:`~._data.DataSource`.
 
-The estimator's ``fit`` is a loop over these functions. Mini-batches are
-index-gathered from the device-resident training tensors, augmentation runs on
-whole batches, and losses are accumulated on the device so that a step never
-waits for the host.
+The epoch loop (``_epochs``) is a loop over these functions. Every sample
+they read comes from the data source: training batches gathered by index
+onto the device (an epoch's index batches are drawn before it starts, so a
+Dataset's loader workers can read ahead), division passes and the final
+pass as an in-order stream. Augmentation runs on whole batches on the
+device, and losses are accumulated there so that a step never waits for the
+host.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from threadpoolctl import ThreadpoolController
 
+from ._data import DataSource, gather
 from ._division import Division, LossWindow, divide_losses, normalize_losses
 from ._mixmatch import co_guess, co_refine, mixup, sample_mix_lambda
 from ._net import DivideMixNet, MixMatchBatch, WarmupBatch
 
 __all__ = [
     "TrainingData",
-    "compute_division",
+    "compute_divisions",
+    "eval_pass",
     "run_mixmatch_epoch",
     "run_warmup_epoch",
 ]
@@ -31,9 +37,9 @@ __all__ = [
 
 @dataclass
 class TrainingData:
-    """Training tensors and the random streams of one fit."""
+    """The data source, encoded labels and random streams of one fit."""
 
-    X: torch.Tensor
+    source: DataSource
     y: torch.Tensor
     onehot: torch.Tensor
     augment: Callable[..., torch.Tensor]
@@ -42,12 +48,15 @@ class TrainingData:
     batch_size: int
     eval_batch_size: int
 
+    def __len__(self) -> int:
+        return len(self.y)
+
     def view(self, X: torch.Tensor, net: DivideMixNet) -> torch.Tensor:
         """One random augmented view of a batch, in the net's memory format."""
         return net.to_device_input(self.augment(X, generator=self.generator))
 
     def permutation(self, n: int) -> torch.Tensor:
-        return torch.randperm(n, generator=self.generator, device=self.X.device)
+        return torch.randperm(n, generator=self.generator, device=self.y.device)
 
 
 class _EpochTotals:
@@ -102,30 +111,70 @@ def run_warmup_epoch(
 ) -> dict[str, float]:
     """Train ``net`` for one epoch with cross-entropy on the noisy labels."""
     totals = _EpochTotals()
-    for index in _batches(data.permutation(len(data.X)), data.batch_size):
-        X = data.view(data.X[index], net)
-        batch = WarmupBatch(X, data.y[index], confidence_penalty)
+    batches = _batches(data.permutation(len(data)), data.batch_size)
+    for index, raw in zip(batches, data.source.batches(batches), strict=True):
+        batch = WarmupBatch(data.view(raw, net), data.y[index], confidence_penalty)
         _train_step(net, batch, len(index), totals)
         if progress is not None:
             progress()
     return totals.means()
 
 
-def compute_division(
-    net: DivideMixNet,
+def eval_pass(
+    nets: Sequence[DivideMixNet],
     data: TrainingData,
-    window: LossWindow,
-    random_state: int,
-) -> Division:
-    """Eval-mode per-sample losses of ``net`` split by a two-component GMM."""
-    losses = net.per_sample_losses(data.X, data.y, data.eval_batch_size)
-    averaged = window.update(normalize_losses(losses.cpu().numpy()))
+    *,
+    with_proba: bool = False,
+) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Eval-mode per-sample losses of each net, from one stream of the data.
+
+    Both nets read each batch once, so a Dataset is read once per pass, not
+    once per net. With ``with_proba``, also the mean of the nets' softmax per
+    sample (float32, on the host): the fit's ``train_proba_``.
+    """
+    losses: list[list[torch.Tensor]] = [[] for _ in nets]
+    proba: list[torch.Tensor] = []
+    start = 0
+    with torch.inference_mode():
+        for X in data.source.stream(data.eval_batch_size):
+            y = data.y[start : start + len(X)]
+            start += len(X)
+            total = 0
+            for i, net in enumerate(nets):
+                logits = net.eval_logits(X)
+                losses[i].append(F.cross_entropy(logits, y, reduction="none"))
+                if with_proba:
+                    total = total + torch.softmax(logits, dim=1)
+            if with_proba:
+                proba.append((total / total.sum(dim=1, keepdim=True)).cpu())
+    host = [torch.cat(parts).cpu().numpy() for parts in losses]
+    mean_proba = torch.cat(proba).float().numpy() if with_proba else None
+    return host, mean_proba
+
+
+def divide(losses: np.ndarray, window: LossWindow, random_state: int) -> Division:
+    """Normalise, average over the window and split one net's losses."""
+    averaged = window.update(normalize_losses(losses))
     # The mixture is fitted to one column of numbers: scikit-learn's OpenMP
     # threads (its k-means initialisation) gain nothing there and, next to
     # torch's, wait on each other; one thread makes the fit 2-10x faster and
     # changes no result.
     with _openmp_controller().limit(limits=1, user_api="openmp"):
         return divide_losses(averaged, random_state=random_state)
+
+
+def compute_divisions(
+    nets: Sequence[DivideMixNet],
+    data: TrainingData,
+    windows: Sequence[LossWindow],
+    seeds: Sequence[int],
+) -> list[Division]:
+    """Each net's per-sample losses split by a two-component GMM (co-divide)."""
+    losses, _ = eval_pass(nets, data)
+    return [
+        divide(loss, window, seed)
+        for loss, window, seed in zip(losses, windows, seeds, strict=True)
+    ]
 
 
 @functools.cache
@@ -147,21 +196,17 @@ def _unlabeled_stream(
 
 
 def _four_views(
-    net: DivideMixNet,
-    data: TrainingData,
-    labeled: torch.Tensor,
-    unlabeled: torch.Tensor,
+    net: DivideMixNet, data: TrainingData, X_x: torch.Tensor, X_u: torch.Tensor
 ) -> torch.Tensor:
     """Two augmented views of each labeled and unlabeled row: [x1, x2, u1, u2]."""
     if getattr(data.augment, "per_sample", False):
-        # Independent draws per row: one gather and one call over all four
-        # views cost a quarter of the kernel launches of four calls.
-        index = torch.cat([labeled, labeled, unlabeled, unlabeled])
-        return data.view(data.X[index], net)
+        # Independent draws per row: one call over all four views costs a
+        # quarter of the kernel launches of four calls.
+        return data.view(torch.cat([X_x, X_x, X_u, X_u]), net)
     # A user augmentation may draw once per call (a torchvision transform on a
     # batch does): one call per view keeps the two views of a sample apart.
-    x_views = [data.view(data.X[labeled], net) for _ in range(2)]
-    u_views = [data.view(data.X[unlabeled], net) for _ in range(2)]
+    x_views = [data.view(X_x, net) for _ in range(2)]
+    u_views = [data.view(X_u, net) for _ in range(2)]
     return torch.cat(x_views + u_views)
 
 
@@ -176,17 +221,24 @@ def make_mixmatch_batch(
     temperature: float,
     alpha: float,
     unlabeled_weight: float,
+    inputs: torch.Tensor | None = None,
 ) -> MixMatchBatch:
-    """Views, co-refined and co-guessed targets, then mixup of the lot."""
+    """Views, co-refined and co-guessed targets, then mixup of the lot.
+
+    ``inputs`` are the samples of ``cat([labeled, unlabeled])`` as the data
+    source delivered them; gathered here when not given.
+    """
     n_x, n_u = len(labeled), len(unlabeled)
-    inputs = _four_views(net, data, labeled, unlabeled)
+    if inputs is None:
+        inputs = gather(data.source, torch.cat([labeled, unlabeled]))
+    views = _four_views(net, data, inputs[:n_x], inputs[n_x:])
     # One no-grad pass of the trained net over all four views (train mode, as
     # in the paper) and one of the frozen peer over the unlabeled views.
-    own = net.forward_proba(inputs, training=True)
+    own = net.forward_proba(views, training=True)
     n_classes = own.shape[1]
     own_x = own[: 2 * n_x].reshape(2, n_x, n_classes)
     own_u = own[2 * n_x :].reshape(2, n_u, n_classes)
-    peer_u = peer.forward_proba(inputs[2 * n_x :], training=False)
+    peer_u = peer.forward_proba(views[2 * n_x :], training=False)
     peer_u = peer_u.reshape(2, n_u, n_classes)
     targets_x = co_refine(
         own_x, data.onehot[labeled], clean_proba[labeled], temperature
@@ -194,13 +246,37 @@ def make_mixmatch_batch(
     targets_u = co_guess(torch.cat([own_u, peer_u]), temperature)
     targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
     lam = sample_mix_lambda(data.rng, alpha)
-    mixed_X, mixed_targets = mixup(inputs, targets, lam, data.permutation(len(inputs)))
+    mixed_X, mixed_targets = mixup(views, targets, lam, data.permutation(len(views)))
     return MixMatchBatch(
         X=mixed_X,
         targets=mixed_targets,
         n_labeled=2 * n_x,
         unlabeled_weight=unlabeled_weight,
     )
+
+
+def _mixmatch_steps(
+    data: TrainingData, clean_proba: torch.Tensor, p_threshold: float
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The (labeled, unlabeled) index pairs of one epoch, drawn up front.
+
+    One pass over the labeled set, each labeled mini-batch paired with an
+    unlabeled one of the same size; an empty labeled set is replaced by one
+    pass over the unlabeled set.
+    """
+    is_labeled = clean_proba > p_threshold
+    labeled = is_labeled.nonzero().flatten()
+    unlabeled = (~is_labeled).nonzero().flatten()
+    labeled_batches = _batches(labeled[data.permutation(len(labeled))], data.batch_size)
+    n_steps = len(labeled_batches) or math.ceil(len(unlabeled) / data.batch_size)
+    stream = _unlabeled_stream(data, unlabeled, n_steps * data.batch_size)
+    steps = []
+    for step in range(n_steps):
+        lab = labeled_batches[step] if labeled_batches else labeled[:0]
+        size = len(lab) if len(lab) else data.batch_size
+        start = step * data.batch_size
+        steps.append((lab, stream[start : start + size]))
+    return steps
 
 
 def run_mixmatch_epoch(
@@ -219,22 +295,13 @@ def run_mixmatch_epoch(
 
     ``clean_proba`` is the peer's clean probability per training sample;
     ``unlabeled_weight(fraction_of_epoch)`` gives ``lambda_u`` times the ramp.
-    One pass over the labeled set, each labeled mini-batch paired with an
-    unlabeled one of the same size; an empty labeled set is replaced by one
-    pass over the unlabeled set.
+    The epoch's index batches are drawn before its first step, so the data
+    source can read ahead.
     """
-    is_labeled = clean_proba > p_threshold
-    labeled = is_labeled.nonzero().flatten()
-    unlabeled = (~is_labeled).nonzero().flatten()
-    labeled_batches = _batches(labeled[data.permutation(len(labeled))], data.batch_size)
-    n_steps = len(labeled_batches) or math.ceil(len(unlabeled) / data.batch_size)
-    stream = _unlabeled_stream(data, unlabeled, n_steps * data.batch_size)
+    steps = _mixmatch_steps(data, clean_proba, p_threshold)
+    inputs = data.source.batches([torch.cat(pair) for pair in steps])
     totals = _EpochTotals()
-    empty = labeled[:0]
-    for step in range(n_steps):
-        lab = labeled_batches[step] if labeled_batches else empty
-        size = len(lab) if len(lab) else data.batch_size
-        unl = stream[step * data.batch_size : step * data.batch_size + size]
+    for step, ((lab, unl), raw) in enumerate(zip(steps, inputs, strict=True)):
         batch = make_mixmatch_batch(
             net,
             peer,
@@ -244,7 +311,8 @@ def run_mixmatch_epoch(
             clean_proba,
             temperature=temperature,
             alpha=alpha,
-            unlabeled_weight=unlabeled_weight(step / n_steps),
+            unlabeled_weight=unlabeled_weight(step / len(steps)),
+            inputs=raw,
         )
         _train_step(net, batch, len(lab) + len(unl), totals)
         if progress is not None:

@@ -1,0 +1,258 @@
+"""The data seam: where the training loop and prediction get their batches.
+
+Everything that reads samples goes through one small interface,
+:class:`DataSource`: its length, a stream of batches gathered by index onto
+the device (training), and an in-order stream of batches (division passes,
+final probabilities, prediction). Two implementations sit behind it:
+
+- :class:`ArraySource`, in-memory arrays kept as they came (uint8 stays
+  uint8, channels-last stays channels-last): on the device when they fit,
+  else in (pinned) host memory; each batch is converted on the device.
+- :class:`DatasetSource`, a map-style ``torch.utils.data.Dataset`` read
+  through ``DataLoader`` objects whose options are set the skorch way
+  (``iterator_train__num_workers=4``, ``iterator_valid__pin_memory=True``).
+  The epoch's index batches are known before it starts, so they are handed
+  to the loader as its ``batch_sampler`` and its workers read ahead.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from ._layout import Preprocess
+
+__all__ = [
+    "ArraySource",
+    "DataSource",
+    "DatasetSource",
+    "collate_inputs",
+    "is_dataset",
+    "sample_input",
+]
+
+# Share of free GPU memory an array may take to be kept on the device.
+DEVICE_MEMORY_SHARE = 0.5
+# DataLoader arguments DivideMix sets itself.
+_RESERVED_LOADER_ARGS = frozenset(
+    {"batch_size", "shuffle", "sampler", "batch_sampler", "drop_last", "collate_fn"}
+)
+
+
+class DataSource(Protocol):
+    """What the training loop and prediction need from the data."""
+
+    def __len__(self) -> int: ...
+
+    def batches(self, index_batches: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """The samples of each index batch, converted, on the device, in turn."""
+        ...
+
+    def stream(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """All samples in order, in batches of ``batch_size``, for inference."""
+        ...
+
+
+def is_dataset(X: object) -> bool:
+    """True for a torch ``Dataset`` (map-style or iterable)."""
+    return isinstance(X, Dataset)
+
+
+def sample_input(item: object) -> object:
+    """The input part of a dataset item: ``x`` of ``(x, label)``, else the item."""
+    if isinstance(item, tuple | list):
+        return item[0]
+    return item
+
+
+def _to_tensor(x: object) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    # PIL images and arrays: np.asarray gives (H, W) or (H, W, C) uint8.
+    array = np.asarray(x)
+    if not array.flags.writeable:
+        array = array.copy()
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def collate_inputs(items: list) -> torch.Tensor:
+    """Stack the inputs of dataset items into one raw batch tensor."""
+    tensors = [_to_tensor(sample_input(item)) for item in items]
+    first = tensors[0].shape
+    for tensor in tensors[1:]:
+        if tensor.shape != first:
+            raise ValueError(
+                "The Dataset yields samples of different shapes "
+                f"({tuple(first)} and {tuple(tensor.shape)}); every sample must "
+                "have one shape. Give it a deterministic transform such as "
+                "transforms.Compose([transforms.Resize(32), "
+                "transforms.CenterCrop(32), transforms.ToTensor()])."
+            )
+    return torch.stack(tensors)
+
+
+def collate_with_labels(items: list) -> tuple[torch.Tensor, list]:
+    """Inputs as :func:`collate_inputs`, and each item's label."""
+    return collate_inputs(items), [item[1] for item in items]
+
+
+def check_loader_params(params: dict, prefix: str) -> dict:
+    """``iterator_*__`` parameters as DataLoader keywords, minus reserved ones."""
+    reserved = sorted(_RESERVED_LOADER_ARGS & set(params))
+    if reserved:
+        names = [f"{prefix}{name}" for name in reserved]
+        raise ValueError(
+            f"{names} cannot be set: DivideMix chooses its own batches (use "
+            "batch_size and eval_batch_size) and converts samples itself."
+        )
+    return params
+
+
+def _fits_on_device(nbytes: int, device: torch.device) -> bool:
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= DEVICE_MEMORY_SHARE * free
+
+
+def host_tensor(X: np.ndarray) -> torch.Tensor:
+    """A tensor sharing ``X``'s memory (a memory-mapped array stays on disk)."""
+    with warnings.catch_warnings():
+        # torch warns that a read-only array (np.memmap, np.load's) could be
+        # written through the tensor; the data is only ever read.
+        warnings.filterwarnings("ignore", message="The given NumPy array")
+        return torch.from_numpy(np.ascontiguousarray(X))
+
+
+class ArraySource:
+    """An in-memory array, converted batch by batch on the device.
+
+    Parameters
+    ----------
+    X : ndarray
+        The samples, in the layout and dtype they came in.
+    preprocess : Preprocess
+        Layout, dtype and standardisation of each batch.
+    device : str or torch.device
+        Where batches are delivered.
+    keep_on_host : bool, default=False
+        Never copy ``X`` to the device, even if it fits (prediction streams
+        chunks instead of holding a second copy).
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        preprocess: Preprocess,
+        device: str | torch.device,
+        *,
+        keep_on_host: bool = False,
+    ) -> None:
+        self.device = torch.device(device)
+        self.preprocess = preprocess
+        tensor = host_tensor(X)
+        if self.device.type != "cpu":
+            if not keep_on_host and _fits_on_device(tensor.nbytes, self.device):
+                tensor = tensor.to(self.device)
+            elif torch.cuda.is_available():
+                # Page-locked memory lets each batch copy overlap compute.
+                tensor = tensor.pin_memory()
+        self.X = tensor
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def batches(self, index_batches: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
+        for index in index_batches:
+            yield self.preprocess(self.X[index.to(self.X.device)], self.device)
+
+    def stream(self, batch_size: int) -> Iterator[torch.Tensor]:
+        for start in range(0, len(self.X), batch_size):
+            yield self.preprocess(self.X[start : start + batch_size], self.device)
+
+
+class DatasetSource:
+    """A map-style torch Dataset read through DataLoaders.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        Yields ``x`` or ``(x, label)``; ``x`` a tensor, array or PIL image,
+        all of one shape.
+    preprocess : Preprocess
+        Layout, dtype and standardisation of each batch.
+    device : str or torch.device
+        Where batches are delivered.
+    train_loader_params, eval_loader_params : dict
+        DataLoader keywords (``num_workers``, ``pin_memory``, ...) of the
+        training batches and of the in-order streams.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        preprocess: Preprocess,
+        device: str | torch.device,
+        train_loader_params: dict | None = None,
+        eval_loader_params: dict | None = None,
+    ) -> None:
+        if isinstance(dataset, IterableDataset):
+            raise TypeError(
+                "DivideMix needs a map-style Dataset (with __getitem__ and "
+                "__len__): every epoch reads samples by index. Got an "
+                f"IterableDataset, {type(dataset).__name__}."
+            )
+        self.dataset = dataset
+        self.preprocess = preprocess
+        self.device = torch.device(device)
+        self.train_loader_params = dict(train_loader_params or {})
+        self.eval_loader_params = dict(eval_loader_params or {})
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _convert(self, loader: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        for raw in loader:
+            yield self.preprocess(raw, self.device)
+
+    def batches(self, index_batches: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
+        sampler = [index.tolist() for index in index_batches]
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=sampler,
+            collate_fn=collate_inputs,
+            **self.train_loader_params,
+        )
+        return self._convert(loader)
+
+    def stream(self, batch_size: int) -> Iterator[torch.Tensor]:
+        loader = DataLoader(
+            self.dataset,
+            batch_size=batch_size,
+            shuffle=False,
+            collate_fn=collate_inputs,
+            **self.eval_loader_params,
+        )
+        return self._convert(loader)
+
+    def labelled_stream(self, batch_size: int) -> Iterator[tuple[torch.Tensor, list]]:
+        """Raw batches with the items' labels, in order (one scan in fit)."""
+        return iter(
+            DataLoader(
+                self.dataset,
+                batch_size=batch_size,
+                shuffle=False,
+                collate_fn=collate_with_labels,
+                **self.eval_loader_params,
+            )
+        )
+
+
+def gather(source: DataSource, index: torch.Tensor) -> torch.Tensor:
+    """One batch of ``source`` by index (the first-batch checks)."""
+    return next(iter(source.batches([index])))

@@ -1,0 +1,274 @@
+"""From what the user passes (arrays, Datasets) to a :class:`DataSource`.
+
+Fit reads the input once: its layout, its labels (given, a Dataset's
+``targets``, or one streamed scan) and, with ``normalize``, the per-channel
+statistics (streamed too, so a memory-mapped array or a Dataset is never
+held in memory as float32). Prediction rebuilds the same conversion from the
+fitted attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset
+
+from ._data import (
+    ArraySource,
+    DatasetSource,
+    DataSource,
+    collate_inputs,
+    is_dataset,
+)
+from ._layout import Preprocess, RunningMoments, channels_first_shape, resolve_layout
+
+__all__ = [
+    "FitInput",
+    "FittedInput",
+    "InputSettings",
+    "dataset_labels",
+    "prediction_source",
+    "read_fit_input",
+]
+
+# Rows per chunk of the statistics scan of an array: bounded memory.
+_SCAN_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """The estimator parameters that decide how input is read."""
+
+    image_layout: str = "auto"
+    normalize: bool = True
+    # augment='jitter' on images needs per-channel statistics even when
+    # normalize is off (vectors always get them: the scan is cheap there).
+    jitter: bool = False
+    eval_batch_size: int = 1024
+    train_loader_params: dict = field(default_factory=dict)
+    eval_loader_params: dict = field(default_factory=dict)
+
+
+@dataclass
+class FitInput:
+    """What fit learnt about its input, and the source to train from."""
+
+    source: DataSource
+    labels: np.ndarray
+    sample_shape: tuple[int, ...]
+    layout: str | None
+    mean: np.ndarray | None
+    std: np.ndarray | None
+    normalized: bool
+    paths: np.ndarray | None
+
+    @property
+    def module_shape(self) -> tuple[int, ...]:
+        """Shape of one converted sample: (C, H, W) or (n_features,)."""
+        return channels_first_shape(self.sample_shape, self.layout)
+
+    def feature_std(self, device: str) -> torch.Tensor | None:
+        """Std of each feature or channel of the converted (standardised) input."""
+        if self.std is None:
+            return None
+        std = (self.std > 0).astype(np.float64) if self.normalized else self.std
+        shape = (-1, 1, 1) if self.layout is not None else (-1,)
+        return torch.as_tensor(std, dtype=torch.float32, device=device).reshape(shape)
+
+
+def _needs_moments(settings: InputSettings, layout: str | None) -> bool:
+    return settings.normalize or settings.jitter or layout is None
+
+
+def _standardiser(settings, layout, mean, std, device) -> Preprocess:
+    if not settings.normalize:
+        return Preprocess(layout)
+    return Preprocess.build(layout, mean, std, device)
+
+
+def _first_sample_shape(dataset: Dataset) -> tuple[tuple[int, ...], bool]:
+    if len(dataset) == 0:
+        raise ValueError("The Dataset is empty; fit needs at least 2 samples.")
+    item = dataset[0]
+    has_label = isinstance(item, tuple | list) and len(item) >= 2
+    return tuple(collate_inputs([item]).shape[1:]), has_label
+
+
+def dataset_paths(dataset: Dataset) -> np.ndarray | None:
+    """File of each sample when the dataset knows it (``ImageFolder.samples``)."""
+    if isinstance(dataset, Subset):
+        base = dataset_paths(dataset.dataset)
+        return None if base is None else base[np.asarray(dataset.indices)]
+    samples = getattr(dataset, "samples", None)
+    if not isinstance(samples, list) or len(samples) != len(dataset):
+        return None
+    if not all(isinstance(s, tuple) and isinstance(s[0], str) for s in samples[:1]):
+        return None
+    return np.array([str(s[0]) for s in samples], dtype=object)
+
+
+def _targets(dataset: Dataset) -> np.ndarray | None:
+    if isinstance(dataset, Subset):
+        base = _targets(dataset.dataset)
+        return None if base is None else base[np.asarray(dataset.indices)]
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        return None
+    targets = np.asarray(targets.cpu() if torch.is_tensor(targets) else targets)
+    return targets if len(targets) == len(dataset) else None
+
+
+def _label_values(labels: list) -> np.ndarray:
+    return np.asarray([t.item() if torch.is_tensor(t) else t for t in labels])
+
+
+def _scan_dataset(
+    source: DatasetSource, need_labels: bool, need_moments: bool, batch_size: int
+) -> tuple[np.ndarray | None, RunningMoments | None]:
+    """One pass over the dataset for its labels and/or statistics."""
+    if not (need_labels or need_moments):
+        return None, None
+    moments = RunningMoments() if need_moments else None
+    labels: list = []
+    if need_labels:
+        batches = (
+            (source.preprocess(raw, "cpu"), batch_labels)
+            for raw, batch_labels in source.labelled_stream(batch_size)
+        )
+    else:
+        batches = ((batch, []) for batch in source.stream(batch_size))
+    for batch, batch_labels in batches:
+        labels.extend(batch_labels)
+        if moments is not None:
+            moments.update(batch)
+    return (_label_values(labels) if need_labels else None), moments
+
+
+def dataset_labels(dataset: Dataset, settings: InputSettings) -> np.ndarray:
+    """The labels a Dataset carries: its ``targets``, else one scan."""
+    targets = _targets(dataset)
+    if targets is not None:
+        return targets
+    _, has_label = _first_sample_shape(dataset)
+    if not has_label:
+        raise ValueError(
+            "The Dataset yields inputs without labels; pass the labels as y."
+        )
+    source = DatasetSource(
+        dataset, Preprocess(None), "cpu", eval_loader_params=settings.eval_loader_params
+    )
+    labels, _ = _scan_dataset(source, True, False, settings.eval_batch_size)
+    return labels
+
+
+def _read_dataset(
+    dataset: Dataset, y, settings: InputSettings, device: str
+) -> FitInput:
+    sample_shape, has_label = _first_sample_shape(dataset)
+    layout = resolve_layout(sample_shape, settings.image_layout)
+    if y is None and not has_label:
+        raise ValueError(
+            "The Dataset yields inputs without labels; pass the labels as y "
+            "(fit(dataset, y)) or make it yield (x, label) pairs."
+        )
+    labels = np.asarray(y) if y is not None else _targets(dataset)
+    scan = DatasetSource(
+        dataset,
+        Preprocess(layout),
+        "cpu",
+        eval_loader_params=settings.eval_loader_params,
+    )
+    scanned, moments = _scan_dataset(
+        scan, labels is None, _needs_moments(settings, layout), settings.eval_batch_size
+    )
+    labels = scanned if labels is None else labels
+    if len(labels) != len(dataset):
+        raise ValueError(
+            f"y has {len(labels)} labels but the Dataset has {len(dataset)} samples."
+        )
+    mean, std = moments.result() if moments is not None else (None, None)
+    source = DatasetSource(
+        dataset,
+        _standardiser(settings, layout, mean, std, device),
+        device,
+        settings.train_loader_params,
+        settings.eval_loader_params,
+    )
+    paths = dataset_paths(dataset)
+    return FitInput(
+        source, labels, sample_shape, layout, mean, std, settings.normalize, paths
+    )
+
+
+def _array_moments(X: np.ndarray, layout: str | None) -> tuple[np.ndarray, np.ndarray]:
+    source = ArraySource(X, Preprocess(layout), "cpu")
+    moments = RunningMoments()
+    for batch in source.stream(_SCAN_ROWS):
+        moments.update(batch)
+    return moments.result()
+
+
+def _read_array(X: np.ndarray, y, settings: InputSettings, device: str) -> FitInput:
+    layout = resolve_layout(X.shape[1:], settings.image_layout)
+    moments = _needs_moments(settings, layout)
+    mean, std = _array_moments(X, layout) if moments else (None, None)
+    source = ArraySource(X, _standardiser(settings, layout, mean, std, device), device)
+    return FitInput(
+        source, np.asarray(y), X.shape[1:], layout, mean, std, settings.normalize, None
+    )
+
+
+def read_fit_input(X, y, settings: InputSettings, device: str) -> FitInput:
+    """A validated array or a Dataset, read into a :class:`FitInput`."""
+    if is_dataset(X):
+        return _read_dataset(X, y, settings, device)
+    return _read_array(X, y, settings, device)
+
+
+def check_sample_shape(shape: tuple[int, ...], fitted: tuple[int, ...]) -> None:
+    """Prediction input must convert to the samples fit saw."""
+    if tuple(shape) != tuple(fitted):
+        raise ValueError(
+            f"X has samples of shape {tuple(shape)}, but DivideMixClassifier "
+            f"was fitted on samples of shape {tuple(fitted)}."
+        )
+
+
+@dataclass(frozen=True)
+class FittedInput:
+    """What prediction needs to read input as fit did (from fitted attributes)."""
+
+    sample_shape: tuple[int, ...]
+    layout: str | None
+    image_layout: str
+    mean: np.ndarray | None
+    std: np.ndarray | None
+    eval_loader_params: dict = field(default_factory=dict)
+
+    def preprocess(self, layout: str | None, device: str) -> Preprocess:
+        return Preprocess.build(layout, self.mean, self.std, device)
+
+
+def prediction_source(X, fitted: FittedInput, device: str) -> DataSource:
+    """A source over prediction input: a validated array or a Dataset.
+
+    An array must come in the layout fit saw; a Dataset may use its own (a
+    model fitted on uint8 NHWC arrays predicts on ``ToTensor`` images).
+    """
+    module_shape = channels_first_shape(fitted.sample_shape, fitted.layout)
+    if is_dataset(X):
+        shape, _ = _first_sample_shape(X)
+        layout = resolve_layout(shape, fitted.image_layout)
+        check_sample_shape(channels_first_shape(shape, layout), module_shape)
+        return DatasetSource(
+            X,
+            fitted.preprocess(layout, device),
+            device,
+            eval_loader_params=fitted.eval_loader_params,
+        )
+    check_sample_shape(X.shape[1:], fitted.sample_shape)
+    # Chunks go to the device one at a time: no second copy of X there.
+    preprocess = fitted.preprocess(fitted.layout, device)
+    return ArraySource(X, preprocess, device, keep_on_host=True)
