@@ -3,6 +3,7 @@
 from ._classifier import DivideMixClassifier
 from ._epochs import DivisionWarning
 from ._find_issues import find_label_issues
+from ._metrics import estimated_clean_accuracy, noise_transition_matrix_estimate
 from ._modules import MLPClassifierModule, SmallCNNClassifierModule
 from ._net import DivideMixNet
 from ._noise import CIFAR10_ASYMMETRIC_MAP, make_noisy_labels, noise_transition_matrix
@@ -20,7 +21,9 @@ __all__ = [
     "SmallCNNClassifierModule",
     "TrainingCurvesDisplay",
     "__version__",
+    "estimated_clean_accuracy",
     "find_label_issues",
     "make_noisy_labels",
     "noise_transition_matrix",
+    "noise_transition_matrix_estimate",
 ]

@@ -169,7 +169,9 @@ class ArraySource:
 
     def batches(self, index_batches: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
         for index in index_batches:
-            yield self.preprocess(self.X[index.to(self.X.device)], self.device)
+            if index.device != self.X.device:
+                index = index.to(self.X.device)
+            yield self.preprocess(self.X[index], self.device)
 
     def stream(self, batch_size: int) -> Iterator[torch.Tensor]:
         for start in range(0, len(self.X), batch_size):

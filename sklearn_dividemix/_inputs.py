@@ -33,10 +33,6 @@ __all__ = [
     "read_fit_input",
 ]
 
-# Rows per chunk of the statistics scan of an array: bounded memory.
-_SCAN_ROWS = 4096
-
-
 @dataclass(frozen=True)
 class InputSettings:
     """The estimator parameters that decide how input is read."""
@@ -202,10 +198,13 @@ def _read_dataset(
     )
 
 
-def _array_moments(X: np.ndarray, layout: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _array_moments(
+    X: np.ndarray, layout: str | None, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    # In eval_batch_size chunks, as every pass: never a float copy of X.
     source = ArraySource(X, Preprocess(layout), "cpu")
     moments = RunningMoments()
-    for batch in source.stream(_SCAN_ROWS):
+    for batch in source.stream(batch_size):
         moments.update(batch)
     return moments.result()
 
@@ -213,7 +212,11 @@ def _array_moments(X: np.ndarray, layout: str | None) -> tuple[np.ndarray, np.nd
 def _read_array(X: np.ndarray, y, settings: InputSettings, device: str) -> FitInput:
     layout = resolve_layout(X.shape[1:], settings.image_layout)
     moments = _needs_moments(settings, layout)
-    mean, std = _array_moments(X, layout) if moments else (None, None)
+    mean, std = (
+        _array_moments(X, layout, settings.eval_batch_size)
+        if moments
+        else (None, None)
+    )
     source = ArraySource(X, _standardiser(settings, layout, mean, std, device), device)
     return FitInput(
         source, np.asarray(y), X.shape[1:], layout, mean, std, settings.normalize, None

@@ -134,9 +134,13 @@ class Preprocess:
 
     def __call__(self, raw: torch.Tensor, device: str | torch.device) -> torch.Tensor:
         """One raw batch (any device) as float32 channels-first on ``device``."""
-        x = to_channels_first(raw.to(device, non_blocking=True), self.layout)
+        device = torch.device(device)
+        if raw.device != device:
+            raw = raw.to(device, non_blocking=True)
+        x = to_channels_first(raw, self.layout)
         scale = input_scale(raw.dtype)
-        x = x.to(torch.float32)
+        if x.dtype != torch.float32:
+            x = x.float()
         if self.weight is None:
             return x * scale if scale != 1.0 else x
         # One fused multiply-add does the 0-255 scaling and the standardisation.

@@ -129,7 +129,7 @@ def test_gaussian_jitter_float_scale_dtype_and_seed():
     ],
 )
 def test_resolve_augment_on_images(augment, shape, flip, padding):
-    resolved = resolve_augment(augment, torch.zeros(shape))
+    resolved = resolve_augment(augment, shape[1:])
     assert isinstance(resolved, RandomCropFlip)
     assert resolved.flip is flip
     assert resolved.padding == padding
@@ -137,30 +137,34 @@ def test_resolve_augment_on_images(augment, shape, flip, padding):
 
 @pytest.mark.parametrize("augment", ["auto", "jitter"])
 def test_resolve_augment_on_tabular_data_is_scaled_jitter(augment):
-    X = torch.tensor([[0.0, 10.0], [2.0, 10.0], [4.0, 40.0]])
-    resolved = resolve_augment(augment, X)
+    std = torch.tensor([2.0, 300**0.5])
+    resolved = resolve_augment(augment, (2,), std)
     assert isinstance(resolved, GaussianJitter)
-    # 10 % of each feature's standard deviation: 0.2 and sqrt(300) / 10
+    # 10 % of each feature's standard deviation
     assert_close(resolved.scale, torch.tensor([0.2, 300**0.5 / 10]))
 
 
-def test_resolve_augment_jitter_on_images_keeps_image_shape():
-    X = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
-    resolved = resolve_augment("jitter", X)
+def test_resolve_augment_jitter_on_images_is_per_channel():
+    X = torch.rand(6, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    resolved = resolve_augment("jitter", (2, 4, 4), torch.tensor([1.0, 3.0])[:, None, None])
     assert isinstance(resolved, GaussianJitter)
-    assert resolved.scale.shape == (1, 4, 4)
-    assert resolved(X, generator=torch.Generator().manual_seed(0)).shape == X.shape
+    assert resolved.scale.shape == (2, 1, 1)
+    out = resolved(X, generator=torch.Generator().manual_seed(0))
+    assert out.shape == X.shape
+    # the second channel is jittered three times as strongly
+    spread = (out - X).std(dim=(0, 2, 3))
+    assert 2.0 < float(spread[1] / spread[0]) < 4.5
 
 
 @pytest.mark.parametrize("augment", ["crop", "crop_flip"])
 def test_resolve_augment_crop_on_tabular_data_raises(augment):
-    with pytest.raises(ValueError, match=r"4-D image input.*\(5, 3\)"):
-        resolve_augment(augment, torch.zeros(5, 3))
+    with pytest.raises(ValueError, match=r"image input.*\(3,\)"):
+        resolve_augment(augment, (3,))
 
 
 def test_resolve_augment_none_is_identity():
     X = torch.rand(3, 2, generator=torch.Generator().manual_seed(0))
-    resolved = resolve_augment(None, X)
+    resolved = resolve_augment(None, (2,))
     assert resolved(X, generator=torch.Generator()) is X
 
 

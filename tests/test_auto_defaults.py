@@ -4,7 +4,7 @@ falling back to a net's last bimodal division."""
 import numpy as np
 import pytest
 
-from sklearn_dividemix import DivideMixClassifier, DivisionWarning, _classifier, _epochs
+from sklearn_dividemix import DivideMixClassifier, DivisionWarning, _epochs, _training
 from sklearn_dividemix._division import (
     MIN_SEPARATION,
     Division,
@@ -92,17 +92,18 @@ def test_keep_healthy_keeps_a_degenerate_division_without_a_better_one():
 
 
 def _scripted_divisions(monkeypatch, separations):
-    """Make compute_division return divisions of the given separations, in turn."""
+    """Make each net's division have the given separations, in turn."""
     calls = iter(np.repeat(separations, 2))  # the two nets of each epoch
 
-    def fake(net, data, window, random_state):
-        n = len(data.X)
+    def fake(losses, window, random_state):
+        n = len(losses)
         clean = np.r_[np.full(n // 2, 0.9), np.full(n - n // 2, 0.1)]
         return _division(clean, float(next(calls, 3.0)))
 
-    monkeypatch.setattr(_epochs, "compute_division", fake)
+    # the divisions of every epoch
+    monkeypatch.setattr(_training, "divide", fake)
     # the final division, after the last epoch
-    monkeypatch.setattr(_classifier, "compute_division", fake)
+    monkeypatch.setattr(_epochs, "divide", fake)
 
 
 def test_warmup_is_extended_while_the_division_sharpens(monkeypatch, noisy_digits):

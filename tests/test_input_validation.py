@@ -54,7 +54,14 @@ BAD_DATA = {
         "Unknown label type: continuous",
     ),
     "1-D X": (lambda X, y: (X[:, 0], y), "Expected 2D array"),
-    "3-D X": (lambda X, y: (X.reshape(len(X), 2, 2), y), "must be 2-D .* or 4-D"),
+    "5-D X": (
+        lambda X, y: (X.reshape(len(X), 1, 1, 2, 2), y),
+        r"feature vectors .* or images .*got samples of shape \(1, 1, 2, 2\)",
+    ),
+    "ambiguous layout": (
+        lambda X, y: (np.zeros((len(X), 3, 5, 3), np.float32), y),
+        "ambiguous.*image_layout='NCHW' or image_layout='NHWC'",
+    ),
 }
 
 

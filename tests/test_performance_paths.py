@@ -20,11 +20,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from sklearn_dividemix import DivideMixClassifier, SmallCNNClassifierModule, _training
 from sklearn_dividemix._augment import GaussianJitter, RandomCropFlip
+from sklearn_dividemix._data import ArraySource
 from sklearn_dividemix._division import LossWindow, divide_losses, normalize_losses
+from sklearn_dividemix._layout import Preprocess
 from sklearn_dividemix._setup import build_net
 from sklearn_dividemix._training import (
     TrainingData,
-    compute_division,
+    compute_divisions,
     run_warmup_epoch,
 )
 
@@ -148,7 +150,7 @@ def test_auto_channels_last_on_cpu_only_for_the_default_cnn(module, kwargs, expe
 
 def _training_data(X, y, n_classes=3, batch_size=8):
     return TrainingData(
-        X=torch.from_numpy(X),
+        source=ArraySource(X, Preprocess("NCHW" if X.ndim == 4 else None), "cpu"),
         y=torch.from_numpy(y),
         onehot=F.one_hot(torch.from_numpy(y), n_classes).float(),
         augment=RandomCropFlip(1, flip=False),
@@ -195,10 +197,20 @@ def test_grad_scaler_steps_through_the_scaler(init_scale, skipped):
     assert net.grad_scaler_.get_scale() == pytest.approx(expected_scale)
 
 
+def _standardised(clf, X):
+    """X as the nets see it: standardised per channel with the fitted moments."""
+    if clf.input_mean_ is None:
+        return torch.from_numpy(X)
+    shape = (-1, 1, 1) if X.ndim == 4 else (-1,)
+    mean = clf.input_mean_.reshape(shape)
+    std = np.where(clf.input_std_ > 0, clf.input_std_, 1.0).reshape(shape)
+    return torch.from_numpy(((X - mean) / std).astype(np.float32))
+
+
 def _mean_proba(clf, X):
     with torch.no_grad():
         proba = sum(
-            torch.softmax(net.module_.eval()(torch.from_numpy(X)), dim=1)
+            torch.softmax(net.module_.eval()(_standardised(clf, X)), dim=1)
             for net in (clf.net1_, clf.net2_)
         )
     proba = proba.double().numpy()
@@ -299,7 +311,7 @@ def test_division_runs_in_inference_mode_in_eval_batch_chunks():
     handle = net.module_.register_forward_pre_hook(hook)
     data = _training_data(X, y, batch_size=16)
     net._set_training(True)
-    division = compute_division(net, data, LossWindow(1), random_state=0)
+    (division,) = compute_divisions([net], data, [LossWindow(1)], [0])
     handle.remove()
     assert seen == [(24, True, False), (24, True, False), (14, True, False)]
     assert division.clean_proba.shape == (62,)
@@ -321,7 +333,7 @@ def test_division_mixture_runs_on_one_openmp_thread(monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        division = compute_division(net, data, LossWindow(1), random_state=0)
+        (division,) = compute_divisions([net], data, [LossWindow(1)], [0])
         # torch's own thread count is back once the mixture is fitted
         assert torch.get_num_threads() == 2
     finally:
@@ -329,7 +341,7 @@ def test_division_mixture_runs_on_one_openmp_thread(monkeypatch):
     assert seen == [{1}]
     with torch.no_grad():
         net.module_.eval()
-        losses = F.cross_entropy(net.module_(data.X), data.y, reduction="none")
+        losses = F.cross_entropy(net.module_(data.source.X), data.y, reduction="none")
     expected = divide_losses(normalize_losses(losses.numpy()), random_state=0)
     np.testing.assert_allclose(division.clean_proba, expected.clean_proba, atol=1e-6)
 

@@ -2,6 +2,8 @@
 
 import functools
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -188,13 +190,56 @@ def test_build_net_rejects_a_factory_that_returns_no_module():
 
 def test_check_module_output_accepts_logits():
     net = _build(MLPClassifierModule, {"n_features": 4, "num_classes": 3})
-    X = torch.rand(20, 4, generator=torch.Generator().manual_seed(0))
-    check_module_output(net, X, 3, resolve_augment("auto", X))
+    X = torch.rand(8, 4, generator=torch.Generator().manual_seed(0))
+    check_module_output(net, X, 3, resolve_augment("auto", (4,), torch.ones(4)))
+
+
+class _Probabilities(nn.Module):
+    def __init__(self, final):
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+        self.final = final
+
+    def forward(self, X):
+        return self.final(self.linear(X))
+
+
+def test_check_module_output_rejects_probabilities():
+    net = _build(_Probabilities, {"final": nn.Softmax(dim=1)})
+    X = torch.rand(8, 3, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="must return logits.*ends in a softmax"):
+        check_module_output(net, X, 3, _identity)
+
+
+def test_check_module_output_accepts_log_probabilities():
+    # log_softmax differs from the logits by a per-row constant that every
+    # softmax here cancels: it trains exactly as the logits do.
+    net = _build(_Probabilities, {"final": nn.LogSoftmax(dim=1)})
+    X = torch.rand(8, 3, generator=torch.Generator().manual_seed(0))
+    check_module_output(net, X, 3, _identity)
+    logits = net.module_.linear(X)
+    torch.testing.assert_close(
+        torch.softmax(net.module_(X), 1), torch.softmax(logits, 1)
+    )
+
+
+def test_softmax_module_fails_before_training():
+    from sklearn_dividemix import DivideMixClassifier
+
+    X = np.random.RandomState(0).rand(30, 3).astype(np.float32)
+    clf = DivideMixClassifier(
+        module=_Probabilities,
+        module__final=nn.Softmax(dim=1),
+        max_epochs=1,
+        warmup_epochs=1,
+    )
+    with pytest.raises(ValueError, match="must return logits"):
+        clf.fit(X, np.arange(30) % 3)
 
 
 def test_check_module_output_names_the_wrong_number_of_classes():
     net = _build(MLPClassifierModule, {"n_features": 4, "num_classes": 4})
-    X = torch.rand(20, 4, generator=torch.Generator().manual_seed(0))
+    X = torch.rand(8, 4, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=r"\(8, 3\); it returned shape \(8, 4\)"):
         check_module_output(net, X, 3, _identity)
 
@@ -229,6 +274,6 @@ def test_check_module_output_rejects_tuples():
 
 def test_check_module_output_checks_the_augmentation_first():
     net = _build(MLPClassifierModule, {"n_features": 4, "num_classes": 3})
-    X = torch.rand(20, 4, generator=torch.Generator().manual_seed(0))
+    X = torch.rand(8, 4, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=r"got \(8, 2\) for input \(8, 4\)"):
         check_module_output(net, X, 3, lambda X: X[:, :2])

@@ -1,7 +1,6 @@
 """One epoch of each phase, and the mixed batch, on a tiny MLP and CNN."""
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,17 +11,20 @@ from torch.testing import assert_close
 
 from sklearn_dividemix import MLPClassifierModule, SmallCNNClassifierModule, _epochs
 from sklearn_dividemix._augment import GaussianJitter
+from sklearn_dividemix._data import ArraySource
 from sklearn_dividemix._division import (
     Division,
     LossWindow,
     divide_losses,
     normalize_losses,
 )
+from sklearn_dividemix._layout import Preprocess
 from sklearn_dividemix._mixmatch import sharpen
 from sklearn_dividemix._setup import build_net
 from sklearn_dividemix._training import (
     TrainingData,
-    compute_division,
+    compute_divisions,
+    eval_pass,
     make_mixmatch_batch,
     run_mixmatch_epoch,
     run_warmup_epoch,
@@ -49,10 +51,10 @@ class _StepRecorder(Callback):
 def _data(n=N, augment=_identity, image=False, seed=0):
     rng = np.random.RandomState(seed)
     shape = (n, 1, 6, 6) if image else (n, N_FEATURES)
-    X = torch.as_tensor(rng.rand(*shape), dtype=torch.float32)
+    X = rng.rand(*shape).astype(np.float32)
     y = torch.arange(n) % N_CLASSES
     return TrainingData(
-        X=X,
+        source=ArraySource(X, Preprocess(None if not image else "NCHW"), "cpu"),
         y=y,
         onehot=F.one_hot(y, N_CLASSES).float(),
         augment=augment,
@@ -150,7 +152,7 @@ def test_mixmatch_batch_wires_co_refinement_and_co_guessing():
         alpha=0.0,
         unlabeled_weight=1.0,
     )
-    X_x, X_u = data.X[labeled], data.X[unlabeled]
+    X_x, X_u = data.source.X[labeled], data.source.X[unlabeled]
     assert_close(batch.X, torch.cat([X_x, X_x, X_u, X_u]))
     with torch.no_grad():
         own_x = torch.softmax(net.module_(X_x), dim=1)
@@ -216,8 +218,8 @@ def test_mixmatch_epoch_is_one_pass_over_the_labeled_set(n_labeled, sizes):
         assert batch.n_labeled == 2 * size
         assert len(batch.X) == 2 * size + 2 * size_u
         # without mixup the first rows are the labeled samples themselves
-        seen_labeled += _row_indices(data.X, batch.X[:size])
-        unlabeled = _row_indices(data.X, batch.X[2 * size : 2 * size + size_u])
+        seen_labeled += _row_indices(data.source.X, batch.X[:size])
+        unlabeled = _row_indices(data.source.X, batch.X[2 * size : 2 * size + size_u])
         assert min(unlabeled, default=n_labeled) >= n_labeled
     # every labeled sample once (but the dropped singleton), no unlabeled one
     assert len(set(seen_labeled)) == len(seen_labeled) == sum(sizes)
@@ -312,39 +314,66 @@ def test_warmup_epoch(n, n_steps, confidence_penalty):
     assert all(not torch.equal(before[k], after[k]) for k in before)
 
 
-def test_compute_division_splits_the_nets_own_losses():
-    data = _data()
-    net = _net(0)
-    window = LossWindow(1)
-    division = compute_division(net, data, window, random_state=0)
-    with torch.no_grad():
-        losses = F.cross_entropy(net.module_(data.X), data.y, reduction="none")
-    expected = divide_losses(normalize_losses(losses.numpy()), random_state=0)
-    np.testing.assert_allclose(division.clean_proba, expected.clean_proba, atol=1e-6)
-    assert division.means == pytest.approx(expected.means, abs=1e-6)
-
-
-def test_co_divide_trains_each_net_on_its_peers_division(monkeypatch):
+def test_compute_divisions_split_each_nets_own_losses():
     data = _data()
     nets = [_net(0), _net(1)]
-    n_clean = {id(nets[0]): 10, id(nets[1]): 30}
-
-    def fake_division(net, data, window, random_state):
-        proba = _clean_proba(n_clean[id(net)]).numpy()
-        return Division(proba, (0.1, 0.9), (0.01, 0.01), (0.5, 0.5), 8.0, False, None)
-
-    monkeypatch.setattr(_epochs, "compute_division", fake_division)
-    est = SimpleNamespace(
-        p_threshold=0.5,
-        temperature=0.5,
-        alpha=0.0,
-        lambda_u=25.0,
-        warmup_epochs=1,
-        rampup_epochs=16,
-    )
     windows = [LossWindow(1), LossWindow(1)]
+    divisions = compute_divisions(nets, data, windows, [0, 1])
+    for net, division, seed in zip(nets, divisions, [0, 1], strict=True):
+        with torch.no_grad():
+            net.module_.eval()
+            logits = net.module_(data.source.X)
+        losses = F.cross_entropy(logits, data.y, reduction="none")
+        expected = divide_losses(normalize_losses(losses.numpy()), random_state=seed)
+        np.testing.assert_allclose(
+            division.clean_proba, expected.clean_proba, atol=1e-6
+        )
+        assert division.means == pytest.approx(expected.means, abs=1e-6)
+
+
+def test_eval_pass_reads_each_batch_once_for_both_nets():
+    data = _data(n=37)
+    reads = []
+    stream = data.source.stream
+
+    def counting(batch_size):
+        for batch in stream(batch_size):
+            reads.append(len(batch))
+            yield batch
+
+    data.source.stream = counting
+    nets = [_net(0), _net(1)]
+    losses, proba = eval_pass(nets, data, with_proba=True)
+    assert reads == [16, 16, 5]
+    assert [loss.shape for loss in losses] == [(37,), (37,)]
+    with torch.no_grad():
+        for net in nets:
+            net.module_.eval()
+        expected = sum(torch.softmax(n.module_(data.source.X), 1) for n in nets) / 2
+    np.testing.assert_allclose(proba, expected.numpy(), atol=1e-6)
+
+
+def test_co_divide_trains_each_net_on_its_peers_division():
+    data = _data()
+    nets = [_net(0), _net(1)]
+    divisions = [
+        Division(
+            _clean_proba(n_clean).numpy(),
+            (0.1, 0.9),
+            (0.01, 0.01),
+            (0.5, 0.5),
+            8.0,
+            False,
+            None,
+        )
+        for n_clean in (10, 30)
+    ]
+    settings = _epochs.LoopSettings(
+        p_threshold=0.5, temperature=0.5, alpha=0.0, lambda_u=25.0, warmup_epochs=1
+    )
+    phase = _epochs._Phase(warmup_end=1, lambda_u=25.0)
     reporter = _epochs.EpochReporter(0)
-    row = _epochs._mixmatch(est, nets, data, windows, 1, [0, 1], reporter)
+    row = _epochs._mixmatch(settings, nets, data, divisions, 1, reporter, phase)
     # net1 trains on net2's 30 clean samples, net2 on net1's 10
     assert row["labeled_net1"] == 30 and row["labeled_net2"] == 10
     for net, n_labeled in zip(nets, (30, 10), strict=True):
@@ -352,4 +381,4 @@ def test_co_divide_trains_each_net_on_its_peers_division(monkeypatch):
         assert len(batches) == math.ceil(n_labeled / BATCH)
         for batch in batches:
             size = batch.n_labeled // 2
-            assert max(_row_indices(data.X, batch.X[:size])) < n_labeled
+            assert max(_row_indices(data.source.X, batch.X[:size])) < n_labeled
