@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import (
     Interval,
     StrOptions,
 )
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._augment import resolve_augment
 from ._data import gather, is_dataset
@@ -188,7 +188,7 @@ class DivideMixClassifier(
     classes_ : ndarray of shape (n_classes,)
         The class labels.
     n_features_in_ : int
-        Number of features (2-D input) or channels (4-D input) seen in fit.
+        Number of features (vectors) or channels (images) seen in fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
     input_shape_ : tuple of int
@@ -475,10 +475,16 @@ class DivideMixClassifier(
 
     def _prediction_source(self, X):
         check_is_fitted(self)
-        if not is_dataset(X):
-            X = validate_data(
-                self, X, dtype=[np.float32, np.uint8], allow_nd=True, reset=False
-            )
+        dtype = [np.float32, np.uint8]
+        if is_dataset(X):
+            pass
+        elif self.image_layout_ is None:
+            X = validate_data(self, X, dtype=dtype, reset=False)
+        else:
+            # Images may come in another layout than in fit (n_features_in_ is
+            # their channel count, not X.shape[1]): their converted shape is
+            # checked instead.
+            X = check_array(X, dtype=dtype, allow_nd=True)
         fitted = FittedInput(
             sample_shape=self.input_shape_,
             layout=self.image_layout_,

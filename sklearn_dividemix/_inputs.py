@@ -257,21 +257,20 @@ class FittedInput:
 def prediction_source(X, fitted: FittedInput, device: str) -> DataSource:
     """A source over prediction input: a validated array or a Dataset.
 
-    An array must come in the layout fit saw; a Dataset may use its own (a
-    model fitted on uint8 NHWC arrays predicts on ``ToTensor`` images).
+    Images may come in another layout than in fit (a model fitted on uint8
+    NHWC arrays predicts on ``ToTensor`` images): what must match is the
+    converted (channels-first) sample shape.
     """
     module_shape = channels_first_shape(fitted.sample_shape, fitted.layout)
-    if is_dataset(X):
-        shape, _ = _first_sample_shape(X)
+    dataset = is_dataset(X)
+    shape = _first_sample_shape(X)[0] if dataset else tuple(X.shape[1:])
+    layout = fitted.layout
+    if layout is not None:
         layout = resolve_layout(shape, fitted.image_layout)
-        check_sample_shape(channels_first_shape(shape, layout), module_shape)
-        return DatasetSource(
-            X,
-            fitted.preprocess(layout, device),
-            device,
-            eval_loader_params=fitted.eval_loader_params,
-        )
-    check_sample_shape(X.shape[1:], fitted.sample_shape)
+    check_sample_shape(channels_first_shape(shape, layout), module_shape)
+    preprocess = fitted.preprocess(layout, device)
+    if dataset:
+        loader = fitted.eval_loader_params
+        return DatasetSource(X, preprocess, device, eval_loader_params=loader)
     # Chunks go to the device one at a time: no second copy of X there.
-    preprocess = fitted.preprocess(fitted.layout, device)
     return ArraySource(X, preprocess, device, keep_on_host=True)

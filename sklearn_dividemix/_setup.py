@@ -291,6 +291,9 @@ def validate_training_data(estimator, X, y, device: str):
             ensure_min_samples=2,
         )
         fit_input = read_fit_input(X, y, settings, device)
+        if fit_input.layout is not None:
+            # images: their channel count, whatever the layout
+            estimator.n_features_in_ = fit_input.module_shape[0]
     labels = fit_input.labels
     check_classification_targets(labels)
     classes, y_encoded = np.unique(labels, return_inverse=True)

@@ -1,15 +1,11 @@
 """The verdict at the end of a fit: can ``clean_mask_`` be trusted?
 
-A fit always ends with a division, even when the nets learned nothing: a
-two-component mixture splits any set of losses. This module reads what the
-fit saw (each net's final division, its predictions on the training set, the
-noise rate estimated at the first division, whether training left warm-up,
-the notes of ``history_``) and decides whether the final division deserves
-to be believed, with the reasons and what to try when it does not.
-
-Everything here is a pure function of arrays, :class:`~._division.Division`
-objects and small values, so that the epoch loop can call it. The thresholds
-were measured with ``benchmarks/verdict_calibration.py``.
+A two-component mixture splits any set of losses, even those of nets that
+learned nothing. From what the fit saw (final and first divisions, the nets'
+predictions, the notes of ``history_``) decide whether the final division
+deserves belief, why not, and what to try. Pure functions of arrays and
+:class:`~._division.Division` objects; thresholds measured with
+``benchmarks/verdict_calibration.py``.
 """
 
 from __future__ import annotations
@@ -67,7 +63,7 @@ _ADVICE = {
     "the losses become bimodal; at very high noise try loss_window=5 and "
     "p_threshold=0.6",
     "few": "if few labels are wrong, rank the samples by clean_proba_ "
-    "(get_label_issues) rather than trusting clean_mask_",
+    "(get_label_issues) rather than thresholding it",
     "tiny": "check the labels and the input: a net finds almost none of the "
     "labels learnable",
     "drift": "lower lr or use a smaller module, so that the nets do not "
@@ -96,10 +92,9 @@ class NetEvidence:
     n_labeled : int
         Size of the labeled set of the final division.
     labeled_accuracy : float
-        Share of the labeled set this net trains on (its peer's, by the
-        co-divide rule) whose given label equals the net's prediction; NaN
-        when that set is empty. Its own labeled set would flatter it: that
-        set is chosen for low loss, that is for labels the net predicts.
+        Share of the labeled set this net trains on (its peer's: its own is
+        chosen for low loss, so would flatter it) whose given label equals
+        the net's prediction; NaN when that set is empty.
     chance_accuracy : float
         What predictions independent of the labels would get on that set,
         ``sum_c P(prediction = c) * P(label = c)``: ``1 / n_classes`` for
@@ -231,12 +226,6 @@ def _labeled_accuracy(
     return float(np.mean(pred == given)), _chance_agreement(pred, given)
 
 
-def _mask_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Share of samples on which two boolean masks agree, and its kappa."""
-    observed = float(np.mean(a == b))
-    return observed, _kappa(observed, _chance_agreement(a, b))
-
-
 def _net_evidence(
     division: Division,
     peer: Division,
@@ -307,12 +296,12 @@ def _check_bimodal(name: str, net: NetEvidence) -> tuple[str, str] | None:
     return reason + ": its split does not tell right labels from wrong", "degenerate"
 
 
-def _check_tiny(name: str, net: NetEvidence, n_classes: int):
+def _check_tiny(name: str, net: NetEvidence, n_classes: int) -> tuple[str, str] | None:
     if net.n_labeled >= n_classes:
         return None
     reason = (
-        f"{name}'s final division calls only {net.n_labeled} labels clean, "
-        "fewer than there are classes"
+        f"{name}'s final division calls only {net.n_labeled} "
+        f"label{'s' * (net.n_labeled != 1)} clean, fewer than there are classes"
     )
     return reason, "tiny"
 
@@ -330,7 +319,9 @@ def _check_drift(name: str, net: NetEvidence) -> tuple[str, str] | None:
     return reason, "drift"
 
 
-def _check_agreement(nets: Sequence[NetEvidence], kappa: float):
+def _check_agreement(
+    nets: Sequence[NetEvidence], kappa: float
+) -> tuple[str, str] | None:
     if min(n.noise_rate for n in nets) < MIN_NOISE_FOR_AGREEMENT:
         return None
     if not kappa < MIN_MASK_KAPPA:
@@ -399,7 +390,8 @@ def judge_fit(
         )
     )
     masks = [d.clean_proba > p_threshold for d in final_divisions]
-    agreement, kappa = _mask_agreement(masks[0], masks[-1])
+    agreement = float(np.mean(masks[0] == masks[-1]))
+    kappa = _kappa(agreement, _chance_agreement(masks[0], masks[-1]))
     found = [("training never left warm-up", "warmup")] if stopped_in_warmup else []
     for i, net in enumerate(nets, start=1):
         name = f"net{i}"

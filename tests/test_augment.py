@@ -146,7 +146,9 @@ def test_resolve_augment_on_tabular_data_is_scaled_jitter(augment):
 
 def test_resolve_augment_jitter_on_images_is_per_channel():
     X = torch.rand(6, 2, 4, 4, generator=torch.Generator().manual_seed(0))
-    resolved = resolve_augment("jitter", (2, 4, 4), torch.tensor([1.0, 3.0])[:, None, None])
+    resolved = resolve_augment(
+        "jitter", (2, 4, 4), torch.tensor([1.0, 3.0])[:, None, None]
+    )
     assert isinstance(resolved, GaussianJitter)
     assert resolved.scale.shape == (2, 1, 1)
     out = resolved(X, generator=torch.Generator().manual_seed(0))
