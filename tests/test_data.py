@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
-from torch.utils.data import Dataset, IterableDataset, Subset, TensorDataset
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.data import Dataset, IterableDataset, Subset, TensorDataset
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import PILToTensor
 
@@ -96,9 +96,7 @@ def test_dataset_source_delivers_the_index_batches_in_order(num_workers):
         eval_loader_params={"num_workers": num_workers},
     )
     index = [torch.tensor([3, 1, 4]), torch.tensor([1, 5]), torch.tensor([9])]
-    for got, expected in zip(
-        dataset.batches(index), array.batches(index), strict=True
-    ):
+    for got, expected in zip(dataset.batches(index), array.batches(index), strict=True):
         torch.testing.assert_close(got, expected)
     streamed = torch.cat(list(dataset.stream(10)))
     torch.testing.assert_close(streamed, torch.cat(list(array.stream(10))))

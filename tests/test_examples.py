@@ -15,6 +15,14 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+CIFAR10 = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10.npz"
+
+
+def _missing_data(path: Path) -> str | None:
+    if "cifar10.npz" in path.read_text() and not CIFAR10.exists():
+        return f"{path.name} needs CIFAR-10 at {CIFAR10}, which is absent"
+    return None
+
 
 def _missing_optional(path: Path) -> list[str]:
     tree = ast.parse(path.read_text())
@@ -43,6 +51,8 @@ def test_example_runs_in_fast_mode(path, tmp_path, monkeypatch, capsys):
     missing = _missing_optional(path)
     if missing:
         pytest.skip(f"{path.name} needs {', '.join(missing)}")
+    if _missing_data(path):
+        pytest.skip(_missing_data(path))
     monkeypatch.setenv("SKDM_EXAMPLE_FAST", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.chdir(tmp_path)
