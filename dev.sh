@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up and everyday commands. Each creates .venv and installs what it needs.
 #   ./dev.sh demo    run the quick start: digits with 40 % label noise
-#   ./dev.sh test    run the test suite (what CI runs)
+#   ./dev.sh test    lint and run the test suite (what CI runs)
 #   ./dev.sh docs    build the documentation site into docs/_build/html
 #   ./dev.sh bench   run the quality and speed benchmarks (long)
 set -euo pipefail
@@ -33,6 +33,8 @@ case "${1:-}" in
     test)
         ensure_venv test
         shift
+        # Lint is a gate, not a hope: the same command locally and in CI.
+        "$PY" -m ruff check .
         "$PY" -m pytest -n 2 -q "$@"
         ;;
     docs)
