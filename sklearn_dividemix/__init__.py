@@ -1,13 +1,14 @@
 """DivideMix for scikit-learn: learn from noisy labels and find the wrong ones."""
 
 from ._classifier import DivideMixClassifier
-from ._epochs import DivisionWarning
+from ._division import DivisionWarning
 from ._find_issues import find_label_issues
 from ._metrics import estimated_clean_accuracy, noise_transition_matrix_estimate
 from ._modules import MLPClassifierModule, SmallCNNClassifierModule
 from ._net import DivideMixNet
 from ._noise import CIFAR10_ASYMMETRIC_MAP, make_noisy_labels, noise_transition_matrix
 from ._plotting import LossDivisionDisplay, TrainingCurvesDisplay
+from ._verdict import UntrustedFitWarning
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,7 @@ __all__ = [
     "MLPClassifierModule",
     "SmallCNNClassifierModule",
     "TrainingCurvesDisplay",
+    "UntrustedFitWarning",
     "__version__",
     "estimated_clean_accuracy",
     "find_label_issues",

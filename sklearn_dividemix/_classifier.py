@@ -29,6 +29,7 @@ from ._setup import (
     validate_training_data,
 )
 from ._training import TrainingData
+from ._verdict import judge_fit, warn_if_untrusted
 
 __all__ = ["DivideMixClassifier"]
 
@@ -86,7 +87,7 @@ class DivideMixClassifier(
         epochs. ``'auto'`` is ``max(warmup_epochs, max_epochs // 2)``, leaving
         at least half of the budget to MixMatch; ``warmup_epochs`` or less
         gives the paper's fixed warm-up. Each extra epoch is noted in
-        ``history_`` and raises a :class:`DivisionWarning` once.
+        ``history_`` (and in the verdict's notes, ``fit_verdict_``).
     batch_size : int, default=64
         Size of the labeled and of the unlabeled mini-batch (paper: 64).
     lr : float, default=0.1
@@ -217,6 +218,16 @@ class DivideMixClassifier(
     lambda_u_ : float or None
         The unlabeled-loss weight used, ``lambda_u`` or the ``'auto'``
         choice; None if training never left warm-up.
+    fit_verdict_ : dict
+        Whether ``clean_mask_`` can be trusted, and the evidence: per net,
+        the separation of its final division, its estimated noise rate (now
+        and at the first division), its accuracy on the labeled set it
+        trained on; the agreement between the two nets' masks; ``trusted``,
+        ``reasons`` and ``advice``. An untrusted fit raises one
+        :class:`UntrustedFitWarning` after training, the only warning about
+        ``clean_mask_``; notes made during training (a split that was not
+        bimodal, a tiny labeled set) are in ``history_`` and feed it. See
+        :doc:`/reading_a_fit`.
     final_divisions_ : tuple of 2 dict
         Each net's division after the last epoch, the one behind
         ``clean_proba_``: the same keys as ``division_net1`` in ``history_``.
@@ -445,6 +456,20 @@ class DivideMixClassifier(
         for net in nets:
             net.clear_training_state()
         self._set_fitted(fit_input, classes, y_encoded, device, nets, result)
+        verdict = judge_fit(
+            result.divisions,
+            result.predictions,
+            y_encoded,
+            n_classes=len(classes),
+            p_threshold=self.p_threshold,
+            first_noise_rates=result.first_noise_rates,
+            stopped_in_warmup=result.stopped_in_warmup,
+            notes=result.notes,
+        )
+        self.fit_verdict_ = verdict.to_dict()
+        EpochReporter(self.verbose).end_fit(self.clean_mask_, verdict)
+        # _fit -> fit -> sklearn's _fit_context wrapper -> the caller's line
+        warn_if_untrusted(verdict, stacklevel=4)
         return self
 
     def _set_fitted(self, fit_input, classes, y_encoded, device, nets, result):

@@ -18,6 +18,7 @@ from sklearn.mixture import GaussianMixture
 
 __all__ = [
     "Division",
+    "DivisionWarning",
     "LossWindow",
     "auto_lambda_u",
     "divide_losses",
@@ -36,6 +37,10 @@ HISTOGRAM_BINS = 50
 # Gaussians make a bimodal mixture only for D > 2; a GMM fitted to a single
 # Gaussian bump still comes out at D ~ 1.6, so a lower threshold misses it.
 MIN_SEPARATION = 2.0
+
+
+class DivisionWarning(UserWarning):
+    """Base of the warnings about a fit's divisions (see ``UntrustedFitWarning``)."""
 
 
 @dataclass

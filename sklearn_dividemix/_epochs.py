@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ from skorch.history import History
 
 from ._division import (
     Division,
+    DivisionWarning,
     LossWindow,
     auto_lambda_u,
     estimate_noise_rate,
@@ -54,10 +54,6 @@ _COLUMNS = (
 )
 
 
-class DivisionWarning(UserWarning):
-    """A division came out empty, tiny or not bimodal; training went on."""
-
-
 @dataclass(frozen=True)
 class LoopSettings:
     """The estimator parameters the epoch loop reads, resolved and frozen."""
@@ -89,11 +85,16 @@ class LoopSettings:
 
 @dataclass
 class LoopResult:
-    """What a fit keeps from its epochs and final division."""
+    """What a fit keeps from its epochs and final division, and the evidence
+    the verdict is made from."""
 
     history: History
     divisions: list[Division]
     train_proba: np.ndarray
+    predictions: list[np.ndarray]
+    notes: list[str]
+    first_noise_rates: list[float] | None
+    stopped_in_warmup: bool
 
 
 @dataclass
@@ -102,6 +103,8 @@ class _Phase:
 
     warmup_end: int | None = None
     lambda_u: float | None = None
+    # each net's share of unlabeled samples at the first division
+    first_noise_rates: list[float] | None = None
     separation: float | None = None
     # per net: (epoch, division) of its last bimodal division, or None
     healthy: list = field(default_factory=lambda: [None, None])
@@ -157,6 +160,16 @@ class EpochReporter:
             self._bar.close()
             self._bar = None
 
+    def end_fit(self, clean_mask: np.ndarray, verdict) -> None:
+        """One closing line: the final mask and whether it can be trusted.
+
+        The epoch lines show each net's *training* division (the peer's);
+        this line shows the final one, behind ``clean_mask_``, so that the
+        printed table and the mask tell the same story.
+        """
+        if self.verbose >= 1:
+            print(_end_fit_line(clean_mask, verdict), file=self.stream, flush=True)
+
     def end_epoch(self, row: dict, n_samples: int) -> None:
         if self._bar is not None:
             self._bar.close()
@@ -180,6 +193,20 @@ class EpochReporter:
             file=self.stream,
             flush=True,
         )
+
+
+def _end_fit_line(clean_mask: np.ndarray, verdict) -> str:
+    share = float(np.mean(clean_mask)) if len(clean_mask) else 0.0
+    nets = ", ".join(
+        f"net{i} {1 - net.noise_rate:.1%}" for i, net in enumerate(verdict.nets, 1)
+    )
+    state = (
+        "trusted" if verdict.trusted else "NOT trusted: " + "; ".join(verdict.reasons)
+    )
+    return (
+        f"final division: clean_mask_ keeps {share:.1%} of the labels "
+        f"(each net's division: {nets}); {state}"
+    )
 
 
 def _division_notes(division: Division, name: str, p_threshold: float, n_classes: int):
@@ -239,6 +266,9 @@ def _end_of_warmup(
         )
         return row
     phase.warmup_end = epoch
+    phase.first_noise_rates = [
+        estimate_noise_rate([d], settings.p_threshold) for d in divisions
+    ]
     phase.lambda_u = settings.lambda_u
     if settings.lambda_u == "auto":
         noise_rate = estimate_noise_rate(divisions, settings.p_threshold)
@@ -343,26 +373,19 @@ def _epoch(settings: LoopSettings, nets, data, windows, epoch, rng, reporter, ph
 
 
 def _final_division(nets, data, windows, seeds, phase, epoch):
-    """The division behind ``clean_proba_``, and the training probabilities.
+    """The division behind ``clean_proba_``, and what else the final pass gives.
 
-    One eval pass gives both nets' losses and their mean softmax; a net whose
-    losses are not bimodal now contributes its last bimodal division.
+    One eval pass gives both nets' losses, their mean softmax and their
+    predictions; a net whose losses are not bimodal now contributes its last
+    bimodal division (and a note says so).
     """
-    losses, train_proba = eval_pass(nets, data, with_proba=True)
+    final = eval_pass(nets, data, with_proba=True)
     divisions = [
         divide(loss, window, int(seed))
-        for loss, window, seed in zip(losses, windows, seeds, strict=True)
+        for loss, window, seed in zip(final.losses, windows, seeds, strict=True)
     ]
-    divisions, _ = phase.keep_healthy(divisions, epoch)
-    return divisions, train_proba
-
-
-def _warn_notes(row: dict, epoch: int, warned: set[str]) -> None:
-    for note in row["notes"]:
-        kind = note.split(": ", 1)[1].split(" (")[0]
-        if kind not in warned:
-            warned.add(kind)
-            warnings.warn(f"Epoch {epoch}, {note}.", DivisionWarning, stacklevel=6)
+    divisions, notes = phase.keep_healthy(divisions, epoch)
+    return divisions, final, [f"final {note}" for note in notes]
 
 
 def run_epochs(
@@ -376,12 +399,13 @@ def run_epochs(
 
     A ``KeyboardInterrupt`` ends training early, as in skorch: the history's
     last row then has ``interrupted=True`` and the estimator stays usable.
-    ``final_seeds`` seed the final division's two mixtures.
+    ``final_seeds`` seed the final division's two mixtures. Notes on the
+    divisions (not bimodal, an empty or tiny side, a longer warm-up) go to
+    ``history_`` and into the result for the verdict, not into warnings.
     """
     history = History()
     windows = [LossWindow(settings.loss_window) for _ in nets]
     rng = np.random.RandomState(int(data.rng.randint(2**31)))
-    warned: set[str] = set()
     phase = _Phase()
     for net in nets:
         net.notify("on_train_begin", X=None, y=None)
@@ -396,12 +420,20 @@ def run_epochs(
             break
         row = {"epoch": epoch + 1, **row, "dur": time.perf_counter() - start}
         _check_finite(row, epoch + 1, nets)
-        _warn_notes(row, epoch + 1, warned)
         history.append(row)
         reporter.end_epoch(row, len(data))
     for net in nets:
         net.notify("on_train_end", X=None, y=None)
-    divisions, train_proba = _final_division(
+    divisions, final, final_notes = _final_division(
         nets, data, windows, final_seeds, phase, settings.max_epochs
     )
-    return LoopResult(history, divisions, train_proba)
+    notes = [note for row in history for note in row.get("notes", [])]
+    return LoopResult(
+        history=history,
+        divisions=divisions,
+        train_proba=final.proba,
+        predictions=final.predictions,
+        notes=notes + final_notes,
+        first_noise_rates=phase.first_noise_rates,
+        stopped_in_warmup=phase.warmup_end is None,
+    )

@@ -33,6 +33,7 @@ __all__ = [
     "read_fit_input",
 ]
 
+
 @dataclass(frozen=True)
 class InputSettings:
     """The estimator parameters that decide how input is read."""
@@ -213,9 +214,7 @@ def _read_array(X: np.ndarray, y, settings: InputSettings, device: str) -> FitIn
     layout = resolve_layout(X.shape[1:], settings.image_layout)
     moments = _needs_moments(settings, layout)
     mean, std = (
-        _array_moments(X, layout, settings.eval_batch_size)
-        if moments
-        else (None, None)
+        _array_moments(X, layout, settings.eval_batch_size) if moments else (None, None)
     )
     source = ArraySource(X, _standardiser(settings, layout, mean, std, device), device)
     return FitInput(

@@ -27,6 +27,7 @@ from ._mixmatch import co_guess, co_refine, mixup, sample_mix_lambda
 from ._net import DivideMixNet, MixMatchBatch, WarmupBatch
 
 __all__ = [
+    "EvalPass",
     "TrainingData",
     "compute_divisions",
     "eval_pass",
@@ -120,19 +121,30 @@ def run_warmup_epoch(
     return totals.means()
 
 
+@dataclass
+class EvalPass:
+    """Per-sample results of one eval-mode pass of the nets over the data."""
+
+    losses: list[np.ndarray]
+    proba: np.ndarray | None = None
+    predictions: list[np.ndarray] | None = None
+
+
 def eval_pass(
     nets: Sequence[DivideMixNet],
     data: TrainingData,
     *,
     with_proba: bool = False,
-) -> tuple[list[np.ndarray], np.ndarray | None]:
+) -> EvalPass:
     """Eval-mode per-sample losses of each net, from one stream of the data.
 
     Both nets read each batch once, so a Dataset is read once per pass, not
     once per net. With ``with_proba``, also the mean of the nets' softmax per
-    sample (float32, on the host): the fit's ``train_proba_``.
+    sample (float32, on the host; the fit's ``train_proba_``) and each net's
+    predicted class.
     """
     losses: list[list[torch.Tensor]] = [[] for _ in nets]
+    predictions: list[list[torch.Tensor]] = [[] for _ in nets]
     proba: list[torch.Tensor] = []
     start = 0
     with torch.inference_mode():
@@ -145,11 +157,14 @@ def eval_pass(
                 losses[i].append(F.cross_entropy(logits, y, reduction="none"))
                 if with_proba:
                     total = total + torch.softmax(logits, dim=1)
+                    predictions[i].append(logits.argmax(dim=1))
             if with_proba:
                 proba.append((total / total.sum(dim=1, keepdim=True)).cpu())
-    host = [torch.cat(parts).cpu().numpy() for parts in losses]
-    mean_proba = torch.cat(proba).float().numpy() if with_proba else None
-    return host, mean_proba
+    result = EvalPass([torch.cat(parts).cpu().numpy() for parts in losses])
+    if with_proba:
+        result.proba = torch.cat(proba).float().numpy()
+        result.predictions = [torch.cat(p).cpu().numpy() for p in predictions]
+    return result
 
 
 def divide(losses: np.ndarray, window: LossWindow, random_state: int) -> Division:
@@ -170,7 +185,7 @@ def compute_divisions(
     seeds: Sequence[int],
 ) -> list[Division]:
     """Each net's per-sample losses split by a two-component GMM (co-divide)."""
-    losses, _ = eval_pass(nets, data)
+    losses = eval_pass(nets, data).losses
     return [
         divide(loss, window, seed)
         for loss, window, seed in zip(losses, windows, seeds, strict=True)

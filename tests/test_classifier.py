@@ -16,6 +16,7 @@ from sklearn_dividemix import (
     DivisionWarning,
     MLPClassifierModule,
     SmallCNNClassifierModule,
+    UntrustedFitWarning,
 )
 
 FAST = dict(max_epochs=3, warmup_epochs=2, batch_size=16, lr=0.1, random_state=0)
@@ -213,10 +214,14 @@ def test_clean_labels_give_a_warning_and_history_note(noisy_digits):
         normalize=False,
         random_state=0,
     )
-    with pytest.warns(DivisionWarning, match="unlabeled set"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         clf.fit(X, y)
     notes = [note for row in clf.history_ for note in row.get("notes", [])]
     assert any("unlabeled set" in note for note in notes)
+    # the note feeds the verdict; no warning of its own
+    assert any("unlabeled set" in note for note in clf.fit_verdict_["notes"])
+    assert not [w for w in caught if "unlabeled set" in str(w.message)[:80]]
     assert np.isfinite(clf.history_[-1]["loss_net1"])
 
 
@@ -271,7 +276,9 @@ def test_verbose_prints_one_line_per_epoch(noisy_digits, capsys):
         "labeled_net2",
         "dur",
     ]
-    assert [line.split()[1] for line in lines[1:]] == ["warmup", "warmup", "mixmatch"]
+    epochs, final = lines[1:-1], lines[-1]
+    assert [line.split()[1] for line in epochs] == ["warmup", "warmup", "mixmatch"]
+    assert final.startswith("final division: clean_mask_ keeps")
 
 
 def test_confidence_penalty_and_loss_window(noisy_digits):
@@ -282,3 +289,35 @@ def test_confidence_penalty_and_loss_window(noisy_digits):
     clf.fit(d["X_train"][:150], d["y_noisy"][:150])
     assert "penalty" in clf.history_[0]["loss_terms_net1"]
     assert clf.history_[-1]["phase"] == "mixmatch"
+
+
+def test_sound_fit_is_trusted_without_a_warning(noisy_digits):
+    """Digits with 40 % wrong labels and the defaults: a fit to believe."""
+    d = noisy_digits
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = DivideMixClassifier(random_state=0).fit(d["X_train"], d["y_noisy"])
+    assert not [w for w in caught if issubclass(w.category, DivisionWarning)]
+    verdict = clf.fit_verdict_
+    assert verdict["trusted"] and verdict["reasons"] == ()
+    for net in verdict["nets"]:
+        assert net["separation"] > 2 and net["labeled_accuracy"] > 0.9
+        assert abs(net["noise_rate"] - d["flipped"].mean()) < 0.1
+    assert verdict["mask_agreement"] > 0.9
+    # the mask the verdict judged is the mask the estimator exposes
+    assert (clf.clean_mask_ == ~d["flipped"]).mean() > 0.9
+
+
+def test_under_trained_fit_says_clean_mask_cannot_be_trusted(noisy_digits, capsys):
+    d = noisy_digits
+    clf = DivideMixClassifier(max_epochs=3, warmup_epochs=1, random_state=0, verbose=1)
+    with pytest.warns(UntrustedFitWarning, match="clean_mask_ can't be trusted") as w:
+        clf.fit(d["X_train"][:150], d["y_noisy"][:150])
+    assert len([x for x in w if issubclass(x.category, DivisionWarning)]) == 1
+    assert w[0].filename == __file__  # points at the caller's fit
+    assert clf.fit_verdict_["trusted"] is False and clf.fit_verdict_["reasons"]
+    assert "Try:" in str(w[0].message)
+    # the printed table ends with the final division and the verdict
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("final division: clean_mask_ keeps")
+    assert f"{clf.clean_mask_.mean():.1%}" in last and "NOT trusted" in last

@@ -14,12 +14,12 @@ from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_dividemix import (
     DivideMixClassifier,
+    _metrics,
     estimated_clean_accuracy,
     make_noisy_labels,
     noise_transition_matrix,
     noise_transition_matrix_estimate,
 )
-from sklearn_dividemix import _metrics
 from sklearn_dividemix._metrics import (
     clean_accuracy_from_noisy,
     clean_confusion_from_noisy,
@@ -56,6 +56,17 @@ def test_estimate_transition_matrix_class_without_mass_keeps_its_label():
     np.testing.assert_array_equal(transition, np.eye(3))
 
 
+def test_estimate_transition_matrix_matches_a_loop_over_labels():
+    rng = np.random.RandomState(0)
+    given = rng.choice([0, 2, 3], size=200)  # class 1 is never given
+    posterior = rng.dirichlet(np.ones(4), size=200)
+    mass = np.column_stack([posterior[given == j].sum(axis=0) for j in range(4)])
+    expected = mass / mass.sum(axis=1, keepdims=True)
+    transition = estimate_transition_matrix(given, posterior, 4)
+    np.testing.assert_allclose(transition, expected)
+    assert not transition[:, 1].any()
+
+
 def _pairs(counts):
     """(y_pred, y_noisy) holding counts[k, j] pairs (k, j)."""
     k, j = np.nonzero(counts)
@@ -69,9 +80,7 @@ def test_clean_confusion_from_noisy_by_hand():
     y_pred, y_noisy = _pairs(np.array([[37, 13], [13, 37]]))
     confusion = clean_confusion_from_noisy(y_pred, y_noisy, transition)
     np.testing.assert_allclose(confusion, [[0.45, 0.05], [0.05, 0.45]])
-    assert clean_accuracy_from_noisy(y_pred, y_noisy, transition) == pytest.approx(
-        0.9
-    )
+    assert clean_accuracy_from_noisy(y_pred, y_noisy, transition) == pytest.approx(0.9)
 
 
 def test_identity_transition_gives_plain_accuracy():
@@ -169,9 +178,7 @@ class _FittedStandIn(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array(["cat", "dog"])
         self._train_labels = np.array([0, 0, 1, 1])
         self.clean_proba_ = np.array([1.0, 0.0, 1.0, 1.0])
-        self.train_proba_ = np.array(
-            [[1, 0], [0, 1], [0, 1], [0, 1]], dtype=np.float32
-        )
+        self.train_proba_ = np.array([[1, 0], [0, 1], [0, 1], [0, 1]], dtype=np.float32)
         return self
 
     def predict(self, X):
@@ -193,6 +200,13 @@ def test_wrappers_read_the_fit_and_the_labels_of_classes_():
     pipe[0].fit(X)
     assert estimated_clean_accuracy(pipe, X, ["cat", "dog", "dog"]) == score
     np.testing.assert_array_equal(noise_transition_matrix_estimate(pipe), transition)
+
+
+def test_transition_estimate_in_chunks_is_the_same(monkeypatch):
+    clf = _FittedStandIn().fit(None, None)
+    whole = noise_transition_matrix_estimate(clf)
+    monkeypatch.setattr(_metrics, "_CHUNK_ROWS", 3)
+    np.testing.assert_allclose(noise_transition_matrix_estimate(clf), whole)
 
 
 def test_unseen_labels_raise():
@@ -243,7 +257,11 @@ def test_digits_estimate_is_close_to_the_clean_accuracy(digits_split, noise):
     X_train, X_test, y_train, y_test = digits_split
     y_train_noisy, _ = make_noisy_labels(y_train, random_state=0, **noise)
     y_test_noisy, _ = make_noisy_labels(y_test, random_state=1, **noise)
-    clf = DivideMixClassifier(max_epochs=8, warmup_epochs=3, random_state=0)
+    # the confidence penalty is the paper's advice for class-dependent noise
+    penalty = noise.get("kind") == "asymmetric"
+    clf = DivideMixClassifier(
+        max_epochs=8, warmup_epochs=3, confidence_penalty=penalty, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DivisionWarning of short fits
         clf.fit(X_train, y_train_noisy)

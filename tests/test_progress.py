@@ -38,9 +38,11 @@ def test_verbose_1_prints_header_and_one_line_per_epoch(noisy_digits, capsys):
     clf = _fit(noisy_digits, verbose=1)
     captured = capsys.readouterr()
     assert captured.err == ""  # no progress bar
-    header, *rows = captured.out.strip().splitlines()
+    header, *rows, final = captured.out.strip().splitlines()
     assert header.split() == HEADER
     assert len(rows) == PARAMS["max_epochs"]
+    # the last line is the final division, the one behind clean_mask_
+    assert f"keeps {clf.clean_mask_.mean():.1%} of the labels" in final
     for line, row in zip(rows, clf.history_, strict=True):
         epoch, phase, loss1, loss2, labeled1, labeled2, _ = line.split()
         assert (int(epoch), phase) == (row["epoch"], row["phase"])
@@ -54,7 +56,8 @@ def test_verbose_1_prints_header_and_one_line_per_epoch(noisy_digits, capsys):
 def test_verbose_2_adds_a_progress_bar_per_epoch(noisy_digits, capsys):
     _fit(noisy_digits, verbose=2)
     captured = capsys.readouterr()
-    assert len(captured.out.strip().splitlines()) == 1 + PARAMS["max_epochs"]
+    # header, one line per epoch, the final division
+    assert len(captured.out.strip().splitlines()) == 2 + PARAMS["max_epochs"]
     # tqdm draws on stderr, one bar per epoch named after its phase
     assert captured.err.count("warm-up") >= PARAMS["warmup_epochs"]
     assert "mixmatch" in captured.err

@@ -343,14 +343,17 @@ def test_eval_pass_reads_each_batch_once_for_both_nets():
 
     data.source.stream = counting
     nets = [_net(0), _net(1)]
-    losses, proba = eval_pass(nets, data, with_proba=True)
+    result = eval_pass(nets, data, with_proba=True)
     assert reads == [16, 16, 5]
-    assert [loss.shape for loss in losses] == [(37,), (37,)]
+    assert [loss.shape for loss in result.losses] == [(37,), (37,)]
     with torch.no_grad():
         for net in nets:
             net.module_.eval()
-        expected = sum(torch.softmax(n.module_(data.source.X), 1) for n in nets) / 2
-    np.testing.assert_allclose(proba, expected.numpy(), atol=1e-6)
+        logits = [n.module_(data.source.X) for n in nets]
+    expected = sum(torch.softmax(z, 1) for z in logits) / 2
+    np.testing.assert_allclose(result.proba, expected.numpy(), atol=1e-6)
+    for predicted, z in zip(result.predictions, logits, strict=True):
+        np.testing.assert_array_equal(predicted, z.argmax(1).numpy())
 
 
 def test_co_divide_trains_each_net_on_its_peers_division():
