@@ -143,27 +143,36 @@ def eval_pass(
     sample (float32, on the host; the fit's ``train_proba_``) and each net's
     predicted class.
     """
-    losses: list[list[torch.Tensor]] = [[] for _ in nets]
-    predictions: list[list[torch.Tensor]] = [[] for _ in nets]
-    proba: list[torch.Tensor] = []
+    # Outputs are allocated once and filled chunk by chunk: no list of small
+    # per-chunk tensors that live until the end of the pass (which pins
+    # glibc's heap and keeps each chunk's freed input buffers from reuse)
+    # and no concatenated copy at the end.
+    n, device = len(data), data.y.device
+    losses = torch.empty((len(nets), n), device=device)
+    n_classes = data.onehot.shape[1]
+    proba = torch.empty((n, n_classes) if with_proba else (0,), device=device)
+    shape = (len(nets), n if with_proba else 0)
+    predicted = torch.empty(shape, dtype=torch.long, device=device)
     start = 0
     with torch.inference_mode():
         for X in data.source.stream(data.eval_batch_size):
-            y = data.y[start : start + len(X)]
-            start += len(X)
+            stop = start + len(X)
             total = 0
             for i, net in enumerate(nets):
                 logits = net.eval_logits(X)
-                losses[i].append(F.cross_entropy(logits, y, reduction="none"))
+                losses[i, start:stop] = F.cross_entropy(
+                    logits, data.y[start:stop], reduction="none"
+                )
                 if with_proba:
                     total = total + torch.softmax(logits, dim=1)
-                    predictions[i].append(logits.argmax(dim=1))
+                    predicted[i, start:stop] = logits.argmax(dim=1)
             if with_proba:
-                proba.append((total / total.sum(dim=1, keepdim=True)).cpu())
-    result = EvalPass([torch.cat(parts).cpu().numpy() for parts in losses])
+                proba[start:stop] = total / total.sum(dim=1, keepdim=True)
+            start = stop
+    result = EvalPass(list(losses.cpu().numpy()))
     if with_proba:
-        result.proba = torch.cat(proba).float().numpy()
-        result.predictions = [torch.cat(p).cpu().numpy() for p in predictions]
+        result.proba = proba.float().cpu().numpy()
+        result.predictions = list(predicted.cpu().numpy())
     return result
 
 
