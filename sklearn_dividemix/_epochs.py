@@ -67,6 +67,7 @@ class LoopSettings:
     temperature: float = 0.5
     alpha: float = 0.5
     rampup_epochs: int = 16
+    lr_warmup_epochs: int = 1
     loss_window: int = 1
     confidence_penalty: bool = False
 
@@ -226,7 +227,14 @@ def _division_notes(division: Division, name: str, p_threshold: float, n_classes
     return notes
 
 
-def _warmup(settings: LoopSettings, nets, data, reporter) -> dict[str, Any]:
+def _lr_factor(settings: LoopSettings, epoch: int):
+    """Linear learning-rate warm-up over the first ``lr_warmup_epochs``."""
+    if epoch >= settings.lr_warmup_epochs:
+        return None
+    return lambda fraction: (epoch + fraction) / settings.lr_warmup_epochs
+
+
+def _warmup(settings: LoopSettings, nets, data, reporter, epoch) -> dict[str, Any]:
     reporter.start_epoch(2 * -(-len(data) // data.batch_size), "warm-up")
     row: dict[str, Any] = {"phase": "warmup", "unlabeled_weight": 0.0}
     for i, net in enumerate(nets, start=1):
@@ -235,6 +243,7 @@ def _warmup(settings: LoopSettings, nets, data, reporter) -> dict[str, Any]:
             data,
             confidence_penalty=settings.confidence_penalty,
             progress=reporter.step,
+            lr_factor=_lr_factor(settings, epoch),
         )
         row[f"loss_net{i}"] = terms.pop("loss", float("nan"))
         row[f"loss_terms_net{i}"] = terms
@@ -259,7 +268,7 @@ def _end_of_warmup(
     limit = settings.max_warmup_epochs
     if warmup_should_continue(separation, phase.separation, epoch, limit):
         phase.separation = separation
-        row = _warmup(settings, nets, data, reporter)
+        row = _warmup(settings, nets, data, reporter, epoch)
         row["notes"].append(
             "warm-up extended: losses not bimodal yet (separation "
             f"{separation:.2f}; warm-up goes on while it grows, up to epoch {limit})"
@@ -353,7 +362,7 @@ def _epoch(settings: LoopSettings, nets, data, windows, epoch, rng, reporter, ph
         # skorch's own on_epoch_begin adds the history row and records 'epoch'
         net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
     if epoch < settings.warmup_epochs:
-        row = _warmup(settings, nets, data, reporter)
+        row = _warmup(settings, nets, data, reporter, epoch)
     else:
         seeds = [int(s) for s in rng.randint(2**31, size=2)]
         # Co-divide: both divisions exist before either net trains this epoch.

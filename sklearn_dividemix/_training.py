@@ -109,15 +109,38 @@ def run_warmup_epoch(
     *,
     confidence_penalty: bool,
     progress: Callable | None = None,
+    lr_factor: Callable[[float], float] | None = None,
 ) -> dict[str, float]:
-    """Train ``net`` for one epoch with cross-entropy on the noisy labels."""
+    """Train ``net`` for one epoch with cross-entropy on the noisy labels.
+
+    ``lr_factor(fraction_of_epoch)``, when given, scales the learning rate
+    step by step (a linear warm-up of the learning rate); the optimizer's own
+    rates are restored after the epoch.
+    """
     totals = _EpochTotals()
     batches = _batches(data.permutation(len(data)), data.batch_size)
-    for index, raw in zip(batches, data.source.batches(batches), strict=True):
-        batch = WarmupBatch(data.view(raw, net), data.y[index], confidence_penalty)
-        _train_step(net, batch, len(index), totals)
-        if progress is not None:
-            progress()
+    groups = net.optimizer_.param_groups
+    base = [group["lr"] for group in groups]
+    try:
+        for step, (index, raw) in enumerate(
+            zip(batches, data.source.batches(batches), strict=True)
+        ):
+            if lr_factor is not None:
+                factor = lr_factor((step + 1) / len(batches))
+                for group, lr in zip(groups, base, strict=True):
+                    group["lr"] = lr * factor
+            X = data.view(raw, net)
+            _train_step(
+                net,
+                WarmupBatch(X, data.y[index], confidence_penalty),
+                len(index),
+                totals,
+            )
+            if progress is not None:
+                progress()
+    finally:
+        for group, lr in zip(groups, base, strict=True):
+            group["lr"] = lr
     return totals.means()
 
 
