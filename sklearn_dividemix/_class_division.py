@@ -39,7 +39,8 @@ __all__ = ["MIN_CLASS_SIZE", "divide_losses_balanced", "divide_losses_per_class"
 MIN_CLASS_SIZE = 30
 
 
-def _check_labels(losses, labels, n_classes: int):
+def _check_labels(losses, labels, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Losses as float64 and labels as indices, both 1-D of one length."""
     losses = np.asarray(losses, dtype=np.float64)
     labels = np.asarray(labels)
     if losses.ndim != 1 or labels.shape != losses.shape:
@@ -64,7 +65,9 @@ def _class_members(labels: np.ndarray, n_classes: int) -> list[np.ndarray]:
     return [members for members in np.split(order, bounds) if members.size]
 
 
-def _pooled_components(scaled: np.ndarray, clean_proba: np.ndarray):
+def _pooled_components(
+    scaled: np.ndarray, clean_proba: np.ndarray
+) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
     """The (clean, noisy) Gaussians that the posteriors imply: one M-step.
 
     The weighted mean and variance of ``scaled`` under each component's
@@ -97,8 +100,14 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
 
 
 def _fit_class(
-    losses, global_division, members, *, random_state, min_class_size, trust_check
-):
+    losses: np.ndarray,
+    global_division: Division,
+    members: np.ndarray,
+    *,
+    random_state: int | None,
+    min_class_size: int,
+    trust_check: bool,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """One class's posteriors, the losses they rest on, and their separation.
 
     The class's own mixture, on its min-max normalised losses, unless the

@@ -252,7 +252,7 @@ def input_settings(estimator) -> InputSettings:
     routed = estimator._routed_params()
     return InputSettings(
         image_layout=estimator.image_layout,
-        normalize=estimator.normalize is not False,
+        normalize=estimator.normalize,
         jitter=estimator.augment == "jitter",
         eval_batch_size=estimator.eval_batch_size,
         train_loader_params=loader_params(routed, "iterator_train__"),

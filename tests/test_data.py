@@ -354,3 +354,17 @@ def test_fitted_nets_keep_no_optimizer_state_or_gradients(array_fit):
     )
     # about the weights: no momentum buffers, no gradients (each as large)
     assert len(pickle.dumps(array_fit)) < 1.3 * weights + 150_000
+
+
+@pytest.mark.parametrize("normalize, standardised", [("auto", False), (True, True)])
+def test_feature_vectors_are_standardised_only_on_request(normalize, standardised):
+    rng = np.random.RandomState(0)
+    X = (rng.rand(60, 4) * [1, 10, 100, 1000]).astype(np.float32)
+    y = np.arange(60) % 3
+    clf = DivideMixClassifier(**FAST, normalize=normalize).fit(X, y)
+    assert clf.image_layout_ is None
+    if not standardised:
+        assert clf.input_mean_ is None and clf.input_std_ is None
+        return
+    np.testing.assert_allclose(clf.input_mean_, X.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(clf.input_std_, X.std(axis=0, ddof=1), rtol=1e-5)
