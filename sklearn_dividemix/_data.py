@@ -18,7 +18,7 @@ final probabilities, prediction). Two implementations sit behind it:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -178,6 +178,32 @@ class ArraySource:
             yield self.preprocess(self.X[start : start + batch_size], self.device)
 
 
+class _IndexBatches:
+    """A batch sampler whose batches are replaced before each pass.
+
+    One DataLoader serves every epoch of a fit: with persistent workers
+    (the default when there are workers) they start once per fit, not once
+    per epoch, and the sampler, iterated in the main process, hands them
+    each epoch's batches.
+    """
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _loader_kwargs(params: dict) -> dict:
+    kwargs = dict(params)
+    if kwargs.get("num_workers", 0) > 0:
+        kwargs.setdefault("persistent_workers", True)
+    return kwargs
+
+
 class DatasetSource:
     """A map-style torch Dataset read through DataLoaders.
 
@@ -192,7 +218,8 @@ class DatasetSource:
         Where batches are delivered.
     train_loader_params, eval_loader_params : dict
         DataLoader keywords (``num_workers``, ``pin_memory``, ...) of the
-        training batches and of the in-order streams.
+        training batches and of the in-order streams. With workers,
+        ``persistent_workers`` defaults to True: they start once per fit.
     """
 
     def __init__(
@@ -214,33 +241,44 @@ class DatasetSource:
         self.device = torch.device(device)
         self.train_loader_params = dict(train_loader_params or {})
         self.eval_loader_params = dict(eval_loader_params or {})
+        self._train_batches = _IndexBatches()
+        self._train_loader: DataLoader | None = None
+        self._eval_batches = _IndexBatches()
+        self._eval_loader: DataLoader | None = None
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def _convert(self, loader: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
-        for raw in loader:
+    def _convert(self, batches: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+        for raw in batches:
             yield self.preprocess(raw, self.device)
 
     def batches(self, index_batches: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
-        sampler = [index.tolist() for index in index_batches]
-        loader = DataLoader(
-            self.dataset,
-            batch_sampler=sampler,
-            collate_fn=collate_inputs,
-            **self.train_loader_params,
-        )
-        return self._convert(loader)
+        self._train_batches.batches = [index.tolist() for index in index_batches]
+        if self._train_loader is None:
+            self._train_loader = DataLoader(
+                self.dataset,
+                batch_sampler=self._train_batches,
+                collate_fn=collate_inputs,
+                **_loader_kwargs(self.train_loader_params),
+            )
+        # iter() now, not at the first next(): the batches are fixed here
+        return self._convert(iter(self._train_loader))
 
     def stream(self, batch_size: int) -> Iterator[torch.Tensor]:
-        loader = DataLoader(
-            self.dataset,
-            batch_size=batch_size,
-            shuffle=False,
-            collate_fn=collate_inputs,
-            **self.eval_loader_params,
-        )
-        return self._convert(loader)
+        n = len(self.dataset)
+        self._eval_batches.batches = [
+            list(range(start, min(start + batch_size, n)))
+            for start in range(0, n, batch_size)
+        ]
+        if self._eval_loader is None:
+            self._eval_loader = DataLoader(
+                self.dataset,
+                batch_sampler=self._eval_batches,
+                collate_fn=collate_inputs,
+                **_loader_kwargs(self.eval_loader_params),
+            )
+        return self._convert(iter(self._eval_loader))
 
     def labelled_stream(self, batch_size: int) -> Iterator[tuple[torch.Tensor, list]]:
         """Raw batches with the items' labels, in order (one scan in fit)."""
