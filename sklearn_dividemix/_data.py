@@ -17,6 +17,7 @@ final probabilities, prediction). Two implementations sit behind it:
 
 from __future__ import annotations
 
+import mmap
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Protocol
@@ -120,6 +121,16 @@ def _fits_on_device(nbytes: int, device: torch.device) -> bool:
     return nbytes <= DEVICE_MEMORY_SHARE * free
 
 
+def _file_backed(X: np.ndarray) -> bool:
+    """True for a memory-mapped array or a view of one (validation drops the
+    ``np.memmap`` subclass but keeps the mapping as the base)."""
+    while X is not None:
+        if isinstance(X, np.memmap | mmap.mmap):
+            return True
+        X = getattr(X, "base", None)
+    return False
+
+
 def host_tensor(X: np.ndarray) -> torch.Tensor:
     """A tensor sharing ``X``'s memory (a memory-mapped array stays on disk)."""
     with warnings.catch_warnings():
@@ -141,8 +152,8 @@ class ArraySource:
     device : str or torch.device
         Where batches are delivered.
     keep_on_host : bool, default=False
-        Never copy ``X`` to the device, even if it fits (prediction streams
-        chunks instead of holding a second copy).
+        Never copy ``X`` to the device or into pinned memory, even if it
+        fits (prediction streams chunks instead of holding a second copy).
     """
 
     def __init__(
@@ -156,11 +167,13 @@ class ArraySource:
         self.device = torch.device(device)
         self.preprocess = preprocess
         tensor = host_tensor(X)
-        if self.device.type != "cpu":
-            if not keep_on_host and _fits_on_device(tensor.nbytes, self.device):
+        if self.device.type != "cpu" and not keep_on_host:
+            if _fits_on_device(tensor.nbytes, self.device):
                 tensor = tensor.to(self.device)
-            elif torch.cuda.is_available():
-                # Page-locked memory lets each batch copy overlap compute.
+            elif not _file_backed(X):
+                # Page-locked memory lets each batch copy overlap compute; a
+                # memory-mapped array stays on disk instead (pinning would
+                # read all of it into memory).
                 tensor = tensor.pin_memory()
         self.X = tensor
 

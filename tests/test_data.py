@@ -8,13 +8,19 @@ import torch
 from PIL import Image
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
+from sklearn.utils import check_array
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import Dataset, IterableDataset, Subset, TensorDataset
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import PILToTensor
 
 from sklearn_dividemix import DivideMixClassifier, find_label_issues
-from sklearn_dividemix._data import ArraySource, DatasetSource, collate_inputs
+from sklearn_dividemix._data import (
+    ArraySource,
+    DatasetSource,
+    _file_backed,
+    collate_inputs,
+)
 from sklearn_dividemix._inputs import InputSettings, dataset_labels
 from sklearn_dividemix._layout import Preprocess
 
@@ -78,6 +84,9 @@ def test_array_source_reads_a_memory_mapped_file_in_place(tmp_path):
     path = tmp_path / "images.npy"
     np.save(path, X)
     mapped = np.load(path, mmap_mode="r")
+    # known as file-backed through validation, which drops the subclass
+    validated = check_array(mapped, dtype=[np.float32, np.uint8], allow_nd=True)
+    assert _file_backed(validated) and not _file_backed(X)
     source = ArraySource(mapped, Preprocess("NHWC"), "cpu")
     assert source.X.data_ptr() == mapped.ctypes.data
     (batch,) = source.batches([torch.arange(4)])
