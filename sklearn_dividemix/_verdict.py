@@ -72,8 +72,9 @@ _ADVICE = {
     "warmup": "set max_epochs well above warmup_epochs (the paper trains 300 "
     "epochs, 10 of them warm-up) or lower max_warmup_epochs",
     "chance": "train longer (max_epochs) or with a lower lr; use a smaller "
-    "module if the data set is small; check that X is scaled (pixels / 255, "
-    "standardised features)",
+    "module if the data set is small; check that X is scaled (images are "
+    "standardised per channel by default; feature vectors need "
+    "normalize=True or a scaler)",
     "degenerate": "warm up longer (warmup_epochs, max_warmup_epochs) so that "
     "the losses become bimodal; at very high noise try loss_window=5 and "
     "p_threshold=0.6",
@@ -83,7 +84,7 @@ _ADVICE = {
     "labels learnable",
     "collapse": "lower lr or use a smaller module, so that the nets do not "
     "memorise the wrong labels",
-    "agreement": "train longer (max_epochs) so that both nets converge",
+    "agreement": "give both nets more epochs (max_epochs) to converge",
 }
 
 
