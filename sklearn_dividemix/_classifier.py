@@ -139,6 +139,15 @@ class DivideMixClassifier(
     rampup_epochs : int, default=16
         Epochs after warm-up over which the unlabeled weight rises linearly
         from 0 to ``lambda_u`` (paper: 16).
+    division : {'global', 'per_class', 'balanced'}, default='global'
+        How each net's losses are split. ``'global'`` is the paper's one
+        mixture over all samples. For class-imbalanced data, where the rare
+        classes keep higher losses and a global split calls many of their
+        clean labels wrong: ``'per_class'`` fits the mixture within each
+        given class, on that class's own normalised losses (a class too small
+        for two components, or whose split is not bimodal, takes the global
+        posteriors); ``'balanced'`` keeps in every class the share of clean
+        samples the global split keeps overall, lowest losses first.
     loss_window : int, default=1
         Number of epochs of normalised losses averaged before the mixture is
         fitted (paper: 5 at 90 % noise, else 1).
@@ -310,6 +319,7 @@ class DivideMixClassifier(
             Interval(Integral, 0, None, closed="left"),
             StrOptions({"auto"}),
         ],
+        "division": [StrOptions({"global", "per_class", "balanced"})],
         "loss_window": [Interval(Integral, 1, None, closed="left")],
         "confidence_penalty": ["boolean"],
         "augment": [
@@ -346,6 +356,7 @@ class DivideMixClassifier(
         alpha=0.5,
         rampup_epochs=16,
         lr_warmup_epochs="auto",
+        division="global",
         loss_window=1,
         confidence_penalty=False,
         augment="auto",
@@ -375,6 +386,7 @@ class DivideMixClassifier(
         self.alpha = alpha
         self.rampup_epochs = rampup_epochs
         self.lr_warmup_epochs = lr_warmup_epochs
+        self.division = division
         self.loss_window = loss_window
         self.confidence_penalty = confidence_penalty
         self.augment = augment

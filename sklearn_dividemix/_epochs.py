@@ -60,6 +60,7 @@ class LoopSettings:
     lr_warmup_epochs: int = 0
     loss_window: int = 1
     confidence_penalty: bool = False
+    division: str = "global"
 
     @classmethod
     def from_params(cls, params: dict) -> LoopSettings:
@@ -286,7 +287,7 @@ def _epoch(settings: LoopSettings, nets, data, windows, epoch, rng, reporter, ph
     else:
         seeds = [int(s) for s in rng.randint(2**31, size=2)]
         # Co-divide: both divisions exist before either net trains this epoch.
-        divisions = compute_divisions(nets, data, windows, seeds)
+        divisions = compute_divisions(nets, data, windows, seeds, settings.division)
         row = _end_of_warmup(settings, nets, data, divisions, epoch, phase, reporter)
         if row is None:
             divisions, notes = phase.keep_healthy(divisions, epoch)
@@ -301,7 +302,7 @@ def _epoch(settings: LoopSettings, nets, data, windows, epoch, rng, reporter, ph
     return row
 
 
-def _final_division(nets, data, windows, seeds, phase, epoch):
+def _final_division(nets, data, windows, seeds, phase, settings):
     """The division behind ``clean_proba_``, and what else the final pass gives.
 
     One eval pass gives both nets' losses, their mean softmax and their
@@ -309,11 +310,19 @@ def _final_division(nets, data, windows, seeds, phase, epoch):
     bimodal division (and a note says so).
     """
     final = eval_pass(nets, data, with_proba=True)
+    labels = data.y.cpu().numpy() if settings.division != "global" else None
     divisions = [
-        divide(loss, window, int(seed))
+        divide(
+            loss,
+            window,
+            int(seed),
+            division=settings.division,
+            labels=labels,
+            n_classes=data.onehot.shape[1],
+        )
         for loss, window, seed in zip(final.losses, windows, seeds, strict=True)
     ]
-    divisions, notes = phase.keep_healthy(divisions, epoch)
+    divisions, notes = phase.keep_healthy(divisions, settings.max_epochs)
     return divisions, final, [f"final {note}" for note in notes]
 
 
@@ -354,7 +363,7 @@ def run_epochs(
     for net in nets:
         net.notify("on_train_end", X=None, y=None)
     divisions, final, final_notes = _final_division(
-        nets, data, windows, final_seeds, phase, settings.max_epochs
+        nets, data, windows, final_seeds, phase, settings
     )
     notes = [note for row in history for note in row.get("notes", [])]
     return LoopResult(

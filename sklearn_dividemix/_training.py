@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from threadpoolctl import ThreadpoolController
 
+from ._class_division import divide_losses_balanced, divide_losses_per_class
 from ._data import DataSource, gather
 from ._division import Division, LossWindow, divide_losses, normalize_losses
 from ._mixmatch import co_guess, co_refine, mixup, sample_mix_lambda
@@ -199,15 +200,38 @@ def eval_pass(
     return result
 
 
-def divide(losses: np.ndarray, window: LossWindow, random_state: int) -> Division:
-    """Normalise, average over the window and split one net's losses."""
+# division= -> how one net's normalised losses are split.
+_SPLITTERS = {
+    "per_class": divide_losses_per_class,
+    "balanced": divide_losses_balanced,
+}
+
+
+def divide(
+    losses: np.ndarray,
+    window: LossWindow,
+    random_state: int,
+    *,
+    division: str = "global",
+    labels: np.ndarray | None = None,
+    n_classes: int | None = None,
+) -> Division:
+    """Normalise, average over the window and split one net's losses.
+
+    ``division='global'`` is the paper's one mixture over all samples;
+    ``'per_class'`` and ``'balanced'`` split within each given class
+    (``labels``, encoded) for class-imbalanced data.
+    """
     averaged = window.update(normalize_losses(losses))
     # The mixture is fitted to one column of numbers: scikit-learn's OpenMP
     # threads (its k-means initialisation) gain nothing there and, next to
     # torch's, wait on each other; one thread makes the fit 2-10x faster and
     # changes no result.
     with _openmp_controller().limit(limits=1, user_api="openmp"):
-        return divide_losses(averaged, random_state=random_state)
+        if division == "global":
+            return divide_losses(averaged, random_state=random_state)
+        split = _SPLITTERS[division]
+        return split(averaged, labels, n_classes=n_classes, random_state=random_state)
 
 
 def compute_divisions(
@@ -215,11 +239,20 @@ def compute_divisions(
     data: TrainingData,
     windows: Sequence[LossWindow],
     seeds: Sequence[int],
+    division: str = "global",
 ) -> list[Division]:
     """Each net's per-sample losses split by a two-component GMM (co-divide)."""
     losses = eval_pass(nets, data).losses
+    labels = data.y.cpu().numpy() if division != "global" else None
     return [
-        divide(loss, window, seed)
+        divide(
+            loss,
+            window,
+            seed,
+            division=division,
+            labels=labels,
+            n_classes=data.onehot.shape[1],
+        )
         for loss, window, seed in zip(losses, windows, seeds, strict=True)
     ]
 

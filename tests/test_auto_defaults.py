@@ -95,7 +95,7 @@ def _scripted_divisions(monkeypatch, separations):
     """Make each net's division have the given separations, in turn."""
     calls = iter(np.repeat(separations, 2))  # the two nets of each epoch
 
-    def fake(losses, window, random_state):
+    def fake(losses, window, random_state, **kwargs):
         n = len(losses)
         clean = np.r_[np.full(n // 2, 0.9), np.full(n - n // 2, 0.1)]
         return _division(clean, float(next(calls, 3.0)))

@@ -321,3 +321,30 @@ def test_under_trained_fit_says_clean_mask_cannot_be_trusted(noisy_digits, capsy
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("final division: clean_mask_ keeps")
     assert f"{clf.clean_mask_.mean():.1%}" in last and "NOT trusted" in last
+
+
+@pytest.mark.parametrize("division", ["per_class", "balanced"])
+def test_class_wise_divisions_split_within_each_given_class(
+    noisy_digits, division, monkeypatch
+):
+    from sklearn_dividemix import _class_division, _training
+
+    d = noisy_digits
+    X, y = d["X_train"][:300], d["y_noisy"][:300]
+    seen = []
+    original = getattr(_class_division, f"divide_losses_{division}")
+
+    def recording(losses, labels, **kwargs):
+        seen.append((len(losses), labels.copy(), kwargs["n_classes"]))
+        return original(losses, labels, **kwargs)
+
+    monkeypatch.setitem(_training._SPLITTERS, division, recording)
+    clf = DivideMixClassifier(**{**FAST, "max_epochs": 4}, division=division)
+    clf.fit(X, y)
+    # two nets per MixMatch epoch (2) and the final division
+    assert len(seen) == 2 * 2 + 2
+    for n, labels, n_classes in seen:
+        assert n == 300 and n_classes == 10
+        np.testing.assert_array_equal(labels, np.unique(y, return_inverse=True)[1])
+    assert clf.clean_proba_.shape == (300,)
+    assert clf.get_params()["division"] == division
