@@ -45,7 +45,6 @@ import statistics
 import subprocess
 import sys
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,8 +53,9 @@ import torch
 from joblib import parallel_config
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
 
-from sklearn_dividemix import DivideMixClassifier, DivisionWarning, make_noisy_labels
+from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 from sklearn_dividemix._threads import limit_torch_threads, worker_thread_budget
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search_scaling.json"
@@ -71,20 +71,15 @@ VARIANTS = {
 }
 
 
-class RecordingClassifier(DivideMixClassifier):
-    """DivideMixClassifier that notes the torch threads and process of its fit."""
+class ThreadsSeen(Callback):
+    """Notes torch's threads when training begins, inside ``fit``."""
 
-    def fit(self, X, y):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DivisionWarning)
-            threads, pid = torch.get_num_threads(), os.getpid()
-            super().fit(X, y)
-        self.fit_torch_threads_, self.fit_pid_ = threads, pid
-        return self
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.torch_threads_ = torch.get_num_threads()
 
 
-class LimitedClassifier(RecordingClassifier):
-    """RecordingClassifier whose fit runs within the worker's thread budget."""
+class LimitedClassifier(DivideMixClassifier):
+    """DivideMixClassifier whose fit runs within the worker's thread budget."""
 
     def fit(self, X, y):
         with limit_torch_threads(worker_thread_budget()):
@@ -92,11 +87,12 @@ class LimitedClassifier(RecordingClassifier):
 
 
 def _torch_threads(estimator, X, y):
-    return estimator.fit_torch_threads_
+    return dict(estimator.net1_.callbacks_)["ThreadsSeen"].torch_threads_
 
 
 def _pid(estimator, X, y):
-    return estimator.fit_pid_
+    # scored in the process that fitted
+    return os.getpid()
 
 
 SCORING = {"accuracy": "accuracy", "torch_threads": _torch_threads, "pid": _pid}
@@ -196,8 +192,11 @@ def backend(name: str):
 
 def search(args, name: str, n_jobs: int, X, y) -> tuple[float, GridSearchCV]:
     estimator_class = LimitedClassifier if name.endswith("limited") else None
-    estimator = (estimator_class or RecordingClassifier)(
-        max_epochs=args.max_epochs, warmup_epochs=args.warmup_epochs, random_state=0
+    estimator = (estimator_class or DivideMixClassifier)(
+        max_epochs=args.max_epochs,
+        warmup_epochs=args.warmup_epochs,
+        random_state=0,
+        callbacks=[ThreadsSeen()],
     )
     grid = GridSearchCV(
         estimator, GRID, cv=2, scoring=SCORING, refit="accuracy", n_jobs=n_jobs

@@ -28,6 +28,7 @@ from ._setup import (
     resolve_device,
     validate_training_data,
 )
+from ._threads import limit_torch_threads, worker_thread_budget
 from ._training import TrainingData
 from ._verdict import judge_fit, warn_if_untrusted
 
@@ -441,7 +442,12 @@ class DivideMixClassifier(
             # Training runs on NumPy and torch whatever the input; sklearn's
             # array API dispatch would reach the GaussianMixture, whose k-means
             # initialisation does not support it.
-            with config_context(array_api_dispatch=False):
+            # In a task of a threaded Dask worker, torch would take every CPU
+            # of the process in each of its tasks: cap the fit at its share.
+            with (
+                config_context(array_api_dispatch=False),
+                limit_torch_threads(worker_thread_budget()),
+            ):
                 return self._fit(X, y)
         except BaseException:
             for name in [k for k in vars(self) if k.endswith("_")]:

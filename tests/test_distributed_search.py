@@ -1,9 +1,9 @@
 """GridSearchCV of DivideMixClassifier on Dask and Ray workers, on small data.
 
-Each fit notes, from inside the worker, its process, its torch threads and
-the GPUs it may see; a scorer hands them back through ``cv_results_``. The
-clusters are closed in the fixtures' ``finally`` blocks, and the tests check
-that their worker processes are gone.
+Each fit notes, from inside the worker, its torch threads (a skorch callback),
+its process and the GPUs it may see; scorers hand them back through
+``cv_results_``. The clusters are closed in ``finally`` blocks, and the tests
+check that their worker processes are gone.
 """
 
 import os
@@ -16,6 +16,7 @@ import torch
 from joblib import Parallel, cpu_count, delayed, parallel_config
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
 
 from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 from sklearn_dividemix._threads import limit_torch_threads, worker_thread_budget
@@ -26,14 +27,11 @@ GRID = {"lr": [0.05, 0.1]}
 N_WORKERS = 2
 
 
-class RecordingClassifier(DivideMixClassifier):
-    """Notes the process and the torch threads its fit ran with."""
+class ThreadsSeen(Callback):
+    """Notes torch's threads when training begins, inside ``fit``."""
 
-    def fit(self, X, y):
-        threads, pid = torch.get_num_threads(), os.getpid()
-        super().fit(X, y)
-        self.fit_torch_threads_, self.fit_pid_ = threads, pid
-        return self
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.torch_threads_ = torch.get_num_threads()
 
 
 def _visible_gpu(estimator, X, y):
@@ -42,11 +40,12 @@ def _visible_gpu(estimator, X, y):
 
 
 def _torch_threads(estimator, X, y):
-    return estimator.fit_torch_threads_
+    return dict(estimator.net1_.callbacks_)["ThreadsSeen"].torch_threads_
 
 
 def _pid(estimator, X, y):
-    return estimator.fit_pid_
+    # scored in the process that fitted
+    return os.getpid()
 
 
 SCORING = {
@@ -59,8 +58,13 @@ SCORING = {
 
 def _search(X, y, n_jobs):
     # on the CPU everywhere: the same numbers in every process, GPUs or not
-    estimator = RecordingClassifier(
-        max_epochs=2, warmup_epochs=1, batch_size=32, device="cpu", random_state=0
+    estimator = DivideMixClassifier(
+        max_epochs=2,
+        warmup_epochs=1,
+        batch_size=32,
+        device="cpu",
+        random_state=0,
+        callbacks=[ThreadsSeen()],
     )
     search = GridSearchCV(
         estimator, GRID, cv=2, scoring=SCORING, refit=False, n_jobs=n_jobs
@@ -115,13 +119,15 @@ def dask_client(restore_environ):
         processes=True,
         dashboard_address=None,
     )
-    client = distributed.Client(cluster)
     pids = []
     try:
-        pids = list(client.run(os.getpid).values())
-        yield client
+        client = distributed.Client(cluster)
+        try:
+            pids = list(client.run(os.getpid).values())
+            yield client
+        finally:
+            client.close()
     finally:
-        client.close()
         cluster.close()
         _assert_exited(pids)
 
@@ -141,6 +147,7 @@ def test_dask_search_matches_serial_without_oversubscription(
     assert set(_per_fit(results, "pid")) <= workers
     # Nannies start workers with OMP_NUM_THREADS=1: one torch thread per task.
     threads = _per_fit(results, "torch_threads")
+    assert set(threads) == {1}
     assert threads.max() * N_WORKERS <= cpu_count()
 
 
@@ -163,20 +170,22 @@ def test_dask_gpu_recipe_pins_one_device_per_worker(restore_environ):
     }
     scheduler = {"cls": distributed.Scheduler, "options": {"dashboard_address": None}}
     cluster = distributed.SpecCluster(workers=workers, scheduler=scheduler)
-    client = distributed.Client(cluster)
     pids = []
     try:
-        seen = client.run(lambda: (os.getpid(), os.environ["CUDA_VISIBLE_DEVICES"]))
-        pids = [pid for pid, _ in seen.values()]
-        assert sorted(gpu for _, gpu in seen.values()) == ["0", "1"]
-        # joblib's Dask backend hands `resources` on to Client.submit
-        with parallel_config(backend="dask", resources={"GPU": 1}):
-            gpus = Parallel(n_jobs=-1)(
-                delayed(_visible_gpu)(None, None, None) for _ in range(4)
-            )
-        assert set(gpus) <= {0.0, 1.0}
+        client = distributed.Client(cluster)
+        try:
+            seen = client.run(lambda: (os.getpid(), os.environ["CUDA_VISIBLE_DEVICES"]))
+            pids = [pid for pid, _ in seen.values()]
+            assert sorted(gpu for _, gpu in seen.values()) == ["0", "1"]
+            # joblib's Dask backend hands `resources` on to Client.submit
+            with parallel_config(backend="dask", resources={"GPU": 1}):
+                gpus = Parallel(n_jobs=-1)(
+                    delayed(_visible_gpu)(None, None, None) for _ in range(4)
+                )
+            assert set(gpus) <= {0.0, 1.0}
+        finally:
+            client.close()
     finally:
-        client.close()
         cluster.close()
         _assert_exited(pids)
 
