@@ -13,11 +13,12 @@ once per division:
 - ``balanced``: every class keeps the global clean share, lowest losses
   first (:func:`divide_losses_balanced`).
 
-The estimator has no ``division`` parameter yet: the division is swapped in
-by replacing ``divide`` in ``_training`` and ``_epochs`` for the fit. Every
-finished run is appended to a JSON-lines cache, so an interrupted benchmark
-resumes; at the end the runs go to ``benchmarks/results/long_tail.json`` and
-a table to ``docs/long_tail.md``.
+``global``, ``per_class`` and ``balanced`` are the estimator's ``division``
+options; ``per_class_raw`` runs ``division='per_class'`` with the splitter
+swapped for the fit (``_training._SPLITTERS``). Every finished run is
+appended to a JSON-lines cache, so an interrupted benchmark resumes; at the
+end the runs go to ``benchmarks/results/long_tail.json`` and a table to
+``docs/long_tail.md``.
 
 Usage (from the repository root)::
 
@@ -33,7 +34,7 @@ import json
 import platform
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -41,13 +42,9 @@ import numpy as np
 import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-import sklearn_dividemix._epochs as epochs_module
 import sklearn_dividemix._training as training_module
 from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
-from sklearn_dividemix._class_division import (
-    divide_losses_balanced,
-    divide_losses_per_class,
-)
+from sklearn_dividemix._class_division import MIN_CLASS_SIZE, divide_losses_per_class
 from sklearn_dividemix._division import divide_losses, normalize_losses
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,11 +52,15 @@ DATA_DIR = ROOT.parent / "shared" / "data"
 LARGEST_CLASS = 1500
 NOISE_RATE = 0.4
 SUBSET_SEED = 0
+# benchmark name -> the estimator's division, and a splitter to swap in
 DIVISIONS = {
-    "global": None,
-    "per_class": divide_losses_per_class,
-    "per_class_raw": partial(divide_losses_per_class, trust_check=False),
-    "balanced": divide_losses_balanced,
+    "global": ("global", None),
+    "per_class": ("per_class", None),
+    "per_class_raw": (
+        "per_class",
+        partial(divide_losses_per_class, trust_check=False),
+    ),
+    "balanced": ("balanced", None),
 }
 
 
@@ -92,27 +93,14 @@ def load_long_tail(name: str, imbalance: float):
 
 
 @contextmanager
-def swapped_division(division: str, labels: np.ndarray, n_classes: int):
-    """Make the fit's ``divide(losses, window, random_state)`` use ``division``."""
-    split = DIVISIONS[division]
-    original = training_module.divide
-    if split is None:
-        yield
-        return
-
-    def divide(losses, window, random_state):
-        assert len(losses) == len(labels), "losses do not match the labels"
-        averaged = window.update(normalize_losses(losses))
-        with training_module._openmp_controller().limit(limits=1, user_api="openmp"):
-            return split(
-                averaged, labels, n_classes=n_classes, random_state=random_state
-            )
-
-    training_module.divide = epochs_module.divide = divide
+def swapped_splitter(division: str, splitter):
+    """Make the estimator's ``division`` use ``splitter`` during the block."""
+    original = training_module._SPLITTERS[division]
+    training_module._SPLITTERS[division] = splitter
     try:
         yield
     finally:
-        training_module.divide = epochs_module.divide = original
+        training_module._SPLITTERS[division] = original
 
 
 def _f1(is_flipped, flagged, mask) -> float:
@@ -150,15 +138,19 @@ def run_one(name: str, imbalance: float, division: str, seed: int, epochs: int):
     y_noisy, _ = make_noisy_labels(
         y_true, noise_rate=NOISE_RATE, kind="symmetric", random_state=seed
     )
-    classes, labels = np.unique(y_noisy, return_inverse=True)
+    option, splitter = DIVISIONS[division]
     clf = DivideMixClassifier(
-        max_epochs=epochs, normalize=False, device="cpu", random_state=seed
+        max_epochs=epochs,
+        normalize=False,
+        division=option,
+        device="cpu",
+        random_state=seed,
     )
     start = time.perf_counter()
-    with swapped_division(division, labels, len(classes)):
+    with nullcontext() if splitter is None else swapped_splitter(option, splitter):
         clf.fit(X, y_noisy)
     seconds = time.perf_counter() - start
-    n_classes = len(classes)
+    n_classes = len(clf.classes_)
     rare = np.arange(n_classes)[n_classes // 2 :]
     run = {"dataset": name, "imbalance": imbalance, "division": division}
     run |= {"seed": seed, "epochs": epochs, "n_train": len(y_true), "fit_s": seconds}
@@ -246,7 +238,7 @@ def markdown(rows: list[dict], runs: list[dict]) -> str:
             f"{_points(r['delta_balanced_accuracy'])} | {per_class} |\n"
         )
     epochs = sorted({run["epochs"] for run in runs})
-    return PAGE.format(epochs=epochs, table=head + body)
+    return PAGE.format(epochs=epochs, table=head + body, min_class_size=MIN_CLASS_SIZE)
 
 
 PAGE = """# Division on long-tailed data
@@ -274,11 +266,11 @@ ten of the samples labelled as one of the rarest classes belong to another.
 - *balanced acc.*: `balanced_accuracy_score` on the test set.
 
 Divisions: `global`, the paper's single mixture; `per_class`, a mixture per
-given class on that class's min-max normalised losses, a class of fewer than
-30 samples or whose own split is not bimodal (where the global one is) taking
-the global posteriors; `per_class_raw`, the same without that trust check;
-`balanced`, every class keeping the share the global split keeps overall,
-lowest losses first.
+given class on that class's min-max normalised losses, a class of fewer
+than {min_class_size} samples or whose own split is not bimodal (where the
+global one is) taking the global posteriors; `per_class_raw`, the same
+without that trust check; `balanced`, every class keeping the share the
+global split keeps overall, lowest losses first.
 
 {table}
 """
