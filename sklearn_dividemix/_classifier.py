@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._augment import resolve_augment
 from ._data import gather, is_dataset
+from ._distributed import replica_device, resolve_replicas
 from ._epochs import EpochReporter, LoopSettings, run_epochs
 from ._inputs import FittedInput, dataset_labels, prediction_source
 from ._issues import LabelIssuesMixin
@@ -196,7 +197,17 @@ class DivideMixClassifier(
     compile : bool, default=False
         Compile both modules with ``torch.compile`` (skorch's ``compile``).
     device : str or torch.device, default='auto'
-        ``'auto'`` is CUDA when available, else the CPU.
+        ``'auto'`` is CUDA when available, else the CPU. In a data-parallel
+        fit, ``'cuda'`` is the GPU of the process's ``LOCAL_RANK``.
+    distributed : 'auto' or bool, default='auto'
+        Data-parallel training over ``torch.distributed`` (for example under
+        ``torchrun``): each process trains both nets on its share of every
+        mini-batch and of every division pass, gradients are averaged, and
+        every process ends with the same fitted estimator. ``'auto'`` does
+        so when a process group of more than one process is initialised;
+        ``True`` also initialises it from a ``torchrun`` launch (NCCL on
+        CUDA, gloo on the CPU); ``False`` always fits in this process alone.
+        See :doc:`scaling`.
     random_state : int, RandomState instance or None, default=None
         Controls weight initialisation, data order, augmentation, mixup and
         the mixtures. Pass an int for reproducible output across multiple
@@ -338,6 +349,7 @@ class DivideMixClassifier(
         "channels_last": [StrOptions({"auto"}), "boolean"],
         "compile": ["boolean"],
         "device": [str, torch.device],
+        "distributed": [StrOptions({"auto"}), "boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
@@ -371,6 +383,7 @@ class DivideMixClassifier(
         channels_last="auto",
         compile=False,
         device="auto",
+        distributed="auto",
         random_state=None,
         verbose=0,
         callbacks=None,
@@ -401,6 +414,7 @@ class DivideMixClassifier(
         self.channels_last = channels_last
         self.compile = compile
         self.device = device
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -461,6 +475,8 @@ class DivideMixClassifier(
 
     def _fit(self, X, y):
         device = resolve_device(self.device)
+        replicas = resolve_replicas(self.distributed, device)
+        device = replica_device(device, replicas)
         fit_input, classes, y_encoded = validate_training_data(self, X, y, device)
         amp = None if (self.amp == "fp16" and device == "cpu") else self.amp
         rng = check_random_state(self.random_state)
@@ -478,7 +494,11 @@ class DivideMixClassifier(
             rng=np.random.RandomState(seeds[3]),
             batch_size=min(self.batch_size, len(y_encoded)),
             eval_batch_size=self.eval_batch_size,
+            replicas=replicas,
         )
+        data.view_generator = replicas.view_generator(data.generator, int(seeds[2]))
+        # one process reports for all
+        verbose = self.verbose if replicas.is_main else 0
         nets = build_nets(self, fit_input, len(classes), device, amp, seeds[:2])
         cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
         # Dropout and user augmentations draw from the global torch RNG; fork it
@@ -493,7 +513,7 @@ class DivideMixClassifier(
                 LoopSettings.from_params(self.get_params()),
                 nets,
                 data,
-                EpochReporter(self.verbose),
+                EpochReporter(verbose),
                 final_seeds,
             )
         for net in nets:
@@ -510,7 +530,7 @@ class DivideMixClassifier(
             notes=result.notes,
         )
         self.fit_verdict_ = verdict.to_dict()
-        EpochReporter(self.verbose).end_fit(self.clean_mask_, verdict)
+        EpochReporter(verbose).end_fit(self.clean_mask_, verdict)
         # _fit -> fit -> sklearn's _fit_context wrapper -> the caller's line
         warn_if_untrusted(verdict, stacklevel=4)
         return self

@@ -54,8 +54,11 @@ class DataSource(Protocol):
         """The samples of each index batch, converted, on the device, in turn."""
         ...
 
-    def stream(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """All samples in order, in batches of ``batch_size``, for inference."""
+    def stream(
+        self, batch_size: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[torch.Tensor]:
+        """Samples ``start:stop`` (all by default) in order, in batches of
+        ``batch_size``, for inference."""
         ...
 
 
@@ -186,9 +189,13 @@ class ArraySource:
                 index = index.to(self.X.device)
             yield self.preprocess(self.X[index], self.device)
 
-    def stream(self, batch_size: int) -> Iterator[torch.Tensor]:
-        for start in range(0, len(self.X), batch_size):
-            yield self.preprocess(self.X[start : start + batch_size], self.device)
+    def stream(
+        self, batch_size: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[torch.Tensor]:
+        stop = len(self.X) if stop is None else stop
+        for first in range(start, stop, batch_size):
+            last = min(first + batch_size, stop)
+            yield self.preprocess(self.X[first:last], self.device)
 
 
 class _IndexBatches:
@@ -278,11 +285,13 @@ class DatasetSource:
         # iter() now, not at the first next(): the batches are fixed here
         return self._convert(iter(self._train_loader))
 
-    def stream(self, batch_size: int) -> Iterator[torch.Tensor]:
-        n = len(self.dataset)
+    def stream(
+        self, batch_size: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[torch.Tensor]:
+        stop = len(self.dataset) if stop is None else stop
         self._eval_batches.batches = [
-            list(range(start, min(start + batch_size, n)))
-            for start in range(0, n, batch_size)
+            list(range(first, min(first + batch_size, stop)))
+            for first in range(start, stop, batch_size)
         ]
         if self._eval_loader is None:
             self._eval_loader = DataLoader(

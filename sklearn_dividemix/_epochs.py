@@ -8,6 +8,7 @@ parameters only as a frozen :class:`LoopSettings`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -341,6 +342,15 @@ def run_epochs(
     divisions (not bimodal, an empty or tiny side, a longer warm-up) go to
     ``history_`` and into the result for the verdict, not into warnings.
     """
+    with contextlib.ExitStack() as stack:
+        for net in nets:
+            # every process starts from the main process's weights
+            data.replicas.broadcast_module(net.module_)
+            stack.enter_context(net.replicated(data.replicas))
+        return _run_epochs(settings, nets, data, reporter, final_seeds)
+
+
+def _run_epochs(settings, nets, data, reporter, final_seeds) -> LoopResult:
     history = History()
     windows = [LossWindow(settings.loss_window) for _ in nets]
     rng = np.random.RandomState(int(data.rng.randint(2**31)))

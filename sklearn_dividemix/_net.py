@@ -18,6 +18,7 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer
 
+from ._distributed import Replicas, SingleProcess
 from ._losses import (
     negative_entropy,
     soft_cross_entropy,
@@ -64,6 +65,10 @@ class DivideMixNet(NeuralNet):
     **kwargs
         Passed on to :class:`skorch.NeuralNet`.
     """
+
+    # The processes of a data-parallel fit, set for the length of a fit by
+    # replicated() (never pickled); alone, averaging gradients is a no-op.
+    _replicas: Replicas = SingleProcess()
 
     def __init__(
         self,
@@ -116,6 +121,15 @@ class DivideMixNet(NeuralNet):
         device_type = torch.device(self.device).type
         return torch.autocast(device_type=device_type, dtype=_AMP_DTYPES[self.amp])
 
+    @contextlib.contextmanager
+    def replicated(self, replicas: Replicas):
+        """Average gradients over ``replicas`` in every training step."""
+        self._replicas = replicas
+        try:
+            yield self
+        finally:
+            del self._replicas
+
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         with self.autocast():
@@ -131,6 +145,10 @@ class DivideMixNet(NeuralNet):
             self.grad_scaler_.scale(loss).backward()
         else:
             loss.backward()
+        # Before the optimizer step (and skorch's on_grad_computed, where
+        # gradient clipping sees the averaged gradient): one step of every
+        # process's share is one step of the whole batch.
+        self._replicas.average_gradients(self.module_)
         return {"loss": loss.detach(), "y_pred": logits.detach(), "terms": terms}
 
     def _warmup_terms(self, logits, batch: WarmupBatch) -> dict:

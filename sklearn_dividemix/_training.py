@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from threadpoolctl import ThreadpoolController
 
 from ._class_division import divide_losses_balanced, divide_losses_per_class
 from ._data import DataSource, gather
+from ._distributed import Replicas, SingleProcess
 from ._division import Division, LossWindow, divide_losses, normalize_losses
 from ._mixmatch import co_guess, co_refine, mixup, sample_mix_lambda
 from ._net import DivideMixNet, MixMatchBatch, WarmupBatch
@@ -39,7 +40,14 @@ __all__ = [
 
 @dataclass
 class TrainingData:
-    """The data source, encoded labels and random streams of one fit."""
+    """The data source, encoded labels and random streams of one fit.
+
+    ``generator`` and ``rng`` draw the plan of the fit (index batches,
+    permutations, mixup coefficients, division seeds), the same on every
+    process of a data-parallel fit; ``view_generator`` draws augmentations
+    and mixup partners, which differ between processes (one process: the
+    same generator as the plan).
+    """
 
     source: DataSource
     y: torch.Tensor
@@ -49,16 +57,40 @@ class TrainingData:
     rng: np.random.RandomState
     batch_size: int
     eval_batch_size: int
+    replicas: Replicas = field(default_factory=SingleProcess)
+    view_generator: torch.Generator | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
+    @property
+    def _views(self) -> torch.Generator:
+        return self.generator if self.view_generator is None else self.view_generator
+
     def view(self, X: torch.Tensor, net: DivideMixNet) -> torch.Tensor:
         """One random augmented view of a batch, in the net's memory format."""
-        return net.to_device_input(self.augment(X, generator=self.generator))
+        return net.to_device_input(self.augment(X, generator=self._views))
 
     def permutation(self, n: int) -> torch.Tensor:
+        """A permutation drawn from the plan's stream (same on every process)."""
         return torch.randperm(n, generator=self.generator, device=self.y.device)
+
+    def local_permutation(self, n: int) -> torch.Tensor:
+        """A permutation drawn from this process's own stream."""
+        return torch.randperm(n, generator=self._views, device=self.y.device)
+
+    def batches(self, order: torch.Tensor) -> list[torch.Tensor]:
+        """Training mini-batches of ``order``, each big enough to shard.
+
+        BatchNorm cannot normalise a training batch of one sample, so a
+        trailing batch that would leave some process fewer than two samples
+        is dropped (one process: only a trailing batch of one).
+        """
+        # split() of an empty tensor gives one empty batch, not none
+        batches = [batch for batch in order.split(self.batch_size) if len(batch)]
+        if len(batches) > 1 and len(batches[-1]) < 2 * self.replicas.world_size:
+            batches.pop()
+        return batches
 
 
 class _EpochTotals:
@@ -80,21 +112,16 @@ class _EpochTotals:
             self.sums.add_(values, alpha=n_samples)
         self.count += n_samples
 
-    def means(self) -> dict[str, float]:
-        if self.sums is None or self.count == 0:
+    def means(self, replicas: Replicas) -> dict[str, float]:
+        """Means over the samples of every process (one collective)."""
+        if self.sums is None:
+            return {}
+        sums = replicas.sum(torch.cat([self.sums, self.sums.new_tensor([self.count])]))
+        if float(sums[-1]) == 0:
             return {}
         # a single host transfer per epoch
-        means = (self.sums / self.count).tolist()
+        means = (sums[:-1] / sums[-1]).tolist()
         return dict(zip(self.names, means, strict=True))
-
-
-def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    # split() of an empty tensor gives one empty batch, not none
-    batches = [batch for batch in order.split(batch_size) if len(batch)]
-    # BatchNorm cannot normalise a training batch of one sample.
-    if len(batches) > 1 and len(batches[-1]) == 1:
-        batches.pop()
-    return batches
 
 
 def _train_step(net: DivideMixNet, batch, n_samples: int, totals: _EpochTotals):
@@ -119,15 +146,15 @@ def run_warmup_epoch(
     rates are restored after the epoch.
     """
     totals = _EpochTotals()
-    batches = _batches(data.permutation(len(data)), data.batch_size)
+    shards = [data.replicas.shard(b) for b in data.batches(data.permutation(len(data)))]
     groups = net.optimizer_.param_groups
     base = [group["lr"] for group in groups]
     try:
         for step, (index, raw) in enumerate(
-            zip(batches, data.source.batches(batches), strict=True)
+            zip(shards, data.source.batches(shards), strict=True)
         ):
             if lr_factor is not None:
-                factor = lr_factor((step + 1) / len(batches))
+                factor = lr_factor((step + 1) / len(shards))
                 for group, lr in zip(groups, base, strict=True):
                     group["lr"] = lr * factor
             X = data.view(raw, net)
@@ -142,7 +169,7 @@ def run_warmup_epoch(
     finally:
         for group, lr in zip(groups, base, strict=True):
             group["lr"] = lr
-    return totals.means()
+    return totals.means(data.replicas)
 
 
 @dataclass
@@ -171,32 +198,53 @@ def eval_pass(
     # per-chunk tensors that live until the end of the pass (which pins
     # glibc's heap and keeps each chunk's freed input buffers from reuse)
     # and no concatenated copy at the end.
-    n, device = len(data), data.y.device
-    losses = torch.empty((len(nets), n), device=device)
+    # Each process evaluates its block of rows; the blocks are gathered.
+    replicas = data.replicas
+    for net in nets:
+        replicas.average_buffers(net.module_)
+    first, last = replicas.rows(len(data))
+    n, device = last - first, data.y.device
+    losses = torch.empty((n, len(nets)), device=device)
     n_classes = data.onehot.shape[1]
-    proba = torch.empty((n, n_classes) if with_proba else (0,), device=device)
-    shape = (len(nets), n if with_proba else 0)
+    proba = torch.empty((n, n_classes) if with_proba else (n, 0), device=device)
+    shape = (n, len(nets) if with_proba else 0)
     predicted = torch.empty(shape, dtype=torch.long, device=device)
     start = 0
     with torch.inference_mode():
-        for X in data.source.stream(data.eval_batch_size):
+        for X in data.source.stream(data.eval_batch_size, first, last):
             stop = start + len(X)
+            y = data.y[first + start : first + stop]
             total = 0
             for i, net in enumerate(nets):
                 logits = net.eval_logits(X)
-                losses[i, start:stop] = F.cross_entropy(
-                    logits, data.y[start:stop], reduction="none"
-                )
+                losses[start:stop, i] = F.cross_entropy(logits, y, reduction="none")
                 if with_proba:
                     total = total + torch.softmax(logits, dim=1)
-                    predicted[i, start:stop] = logits.argmax(dim=1)
+                    predicted[start:stop, i] = logits.argmax(dim=1)
             if with_proba:
                 proba[start:stop] = total / total.sum(dim=1, keepdim=True)
             start = stop
-    result = EvalPass(list(losses.cpu().numpy()))
-    if with_proba:
-        result.proba = proba.float().cpu().numpy()
-        result.predictions = list(predicted.cpu().numpy())
+    if not with_proba:
+        return _gathered(replicas, len(data), losses)
+    return _gathered(replicas, len(data), losses, proba, predicted)
+
+
+def _gathered(
+    replicas: Replicas,
+    n: int,
+    losses: torch.Tensor,
+    proba: torch.Tensor | None = None,
+    predicted: torch.Tensor | None = None,
+) -> EvalPass:
+    """Every process's rows of an eval pass, per net, on the host."""
+
+    def per_net(rows: torch.Tensor) -> list[np.ndarray]:
+        return list(replicas.gather_rows(rows, n).T.contiguous().cpu().numpy())
+
+    result = EvalPass(per_net(losses))
+    if proba is not None:
+        result.proba = replicas.gather_rows(proba, n).float().cpu().numpy()
+        result.predictions = per_net(predicted)
     return result
 
 
@@ -326,7 +374,8 @@ def make_mixmatch_batch(
     targets_u = co_guess(torch.cat([own_u, peer_u]), temperature)
     targets = torch.cat([targets_x, targets_x, targets_u, targets_u])
     lam = sample_mix_lambda(data.rng, alpha)
-    mixed_X, mixed_targets = mixup(views, targets, lam, data.permutation(len(views)))
+    partners = data.local_permutation(len(views))
+    mixed_X, mixed_targets = mixup(views, targets, lam, partners)
     return MixMatchBatch(
         X=mixed_X,
         targets=mixed_targets,
@@ -347,7 +396,7 @@ def _mixmatch_steps(
     is_labeled = clean_proba > p_threshold
     labeled = is_labeled.nonzero().flatten()
     unlabeled = (~is_labeled).nonzero().flatten()
-    labeled_batches = _batches(labeled[data.permutation(len(labeled))], data.batch_size)
+    labeled_batches = data.batches(labeled[data.permutation(len(labeled))])
     n_steps = len(labeled_batches) or math.ceil(len(unlabeled) / data.batch_size)
     stream = _unlabeled_stream(data, unlabeled, n_steps * data.batch_size)
     steps = []
@@ -376,9 +425,13 @@ def run_mixmatch_epoch(
     ``clean_proba`` is the peer's clean probability per training sample;
     ``unlabeled_weight(fraction_of_epoch)`` gives ``lambda_u`` times the ramp.
     The epoch's index batches are drawn before its first step, so the data
-    source can read ahead.
+    source can read ahead; each process trains on its share of every step.
     """
-    steps = _mixmatch_steps(data, clean_proba, p_threshold)
+    shard = data.replicas.shard
+    steps = [
+        (shard(lab), shard(unl))
+        for lab, unl in _mixmatch_steps(data, clean_proba, p_threshold)
+    ]
     inputs = data.source.batches([torch.cat(pair) for pair in steps])
     totals = _EpochTotals()
     for step, ((lab, unl), raw) in enumerate(zip(steps, inputs, strict=True)):
@@ -397,4 +450,4 @@ def run_mixmatch_epoch(
         _train_step(net, batch, len(lab) + len(unl), totals)
         if progress is not None:
             progress()
-    return totals.means()
+    return totals.means(data.replicas)

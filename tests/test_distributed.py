@@ -1,0 +1,205 @@
+"""Data-parallel fits: the process seam, its collectives, a torchrun fit."""
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from sklearn.metrics import f1_score
+from torch import nn
+
+from sklearn_dividemix import DivideMixClassifier
+from sklearn_dividemix._distributed import (
+    DataParallel,
+    SingleProcess,
+    replica_device,
+    resolve_replicas,
+)
+
+SCRIPT = Path(__file__).parent / "scripts" / "torchrun_fit.py"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("torchrun_fit", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# the worker script's row counter, to count one process's rows the same way
+_worker = _load_script()
+RowCounter, trained_rows = _worker.RowCounter, _worker.trained_rows
+
+
+def test_single_process_is_the_identity():
+    replicas = SingleProcess()
+    index = torch.tensor([4, 1, 3])
+    assert replicas.shard(index) is index
+    assert replicas.rows(7) == (0, 7)
+    rows = torch.arange(7.0)
+    assert replicas.gather_rows(rows, 7) is rows
+    generator = torch.Generator()
+    assert replicas.view_generator(generator, 3) is generator
+    assert replica_device("cuda", replicas) == "cuda"
+
+
+@pytest.mark.parametrize("distributed", [False, "auto"])
+def test_no_process_group_means_one_process(distributed):
+    assert not dist.is_initialized()
+    assert isinstance(resolve_replicas(distributed, "cpu"), SingleProcess)
+
+
+def test_distributed_true_outside_torchrun_says_how(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(RuntimeError, match="torchrun --nproc_per_node"):
+        resolve_replicas(True, "cpu")
+    X = np.random.RandomState(0).rand(40, 4).astype(np.float32)
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        DivideMixClassifier(distributed=True, max_epochs=1).fit(X, np.arange(40) % 2)
+
+
+def _collectives(rank: int, world_size: int, store_path: str, out_dir: str):
+    store = dist.FileStore(store_path, world_size)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size)
+    try:
+        replicas = DataParallel()
+        n = 7
+        first, last = replicas.rows(n)
+        # each rank's block holds its own row numbers, gathered in order
+        gathered = replicas.gather_rows(torch.arange(first, last).float(), n)
+        torch.manual_seed(rank)  # different weights and gradients per rank
+        module = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+        (module(torch.randn(5, 3)) * torch.randn(5, 2)).sum().backward()
+        grads = [p.grad.clone() for p in module.parameters()]
+        bn = module[1]
+        own_stats = [bn.running_mean.clone(), bn.running_var.clone()]
+        replicas.average_gradients(module)
+        replicas.average_buffers(module)
+        averaged_stats = [bn.running_mean.clone(), bn.running_var.clone()]
+        own_weight = module[0].weight.detach().clone()
+        replicas.broadcast_module(module)
+        torch.save(
+            {
+                "rows": (first, last),
+                "shard": replicas.shard(torch.arange(9)),
+                "gathered": gathered,
+                "own_grads": grads,
+                "averaged_grads": [p.grad for p in module.parameters()],
+                "own_stats": own_stats,
+                "averaged_stats": averaged_stats,
+                "own_weight": own_weight,
+                "broadcast_state": list(module.state_dict().values()),
+                "sum": replicas.sum(torch.tensor([rank + 1.0])),
+            },
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_data_parallel_collectives_on_gloo(tmp_path):
+    mp.spawn(
+        _collectives,
+        args=(2, str(tmp_path / "store"), str(tmp_path)),
+        nprocs=2,
+        join=True,
+    )
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    assert [r["rows"] for r in ranks] == [(0, 4), (4, 7)]
+    assert ranks[0]["shard"].tolist() == [0, 2, 4, 6, 8]
+    assert ranks[1]["shard"].tolist() == [1, 3, 5, 7]
+    for r in ranks:
+        assert r["gathered"].tolist() == list(range(7))
+        assert r["sum"].item() == 3.0
+    for i, (g0, g1) in enumerate(
+        zip(ranks[0]["own_grads"], ranks[1]["own_grads"], strict=True)
+    ):
+        assert not torch.equal(g0, g1)
+        for r in ranks:
+            torch.testing.assert_close(r["averaged_grads"][i], (g0 + g1) / 2)
+    # BatchNorm statistics averaged, weights left to the broadcast
+    for i in range(2):
+        mean = (ranks[0]["own_stats"][i] + ranks[1]["own_stats"][i]) / 2
+        for r in ranks:
+            torch.testing.assert_close(r["averaged_stats"][i], mean)
+    assert not torch.equal(ranks[0]["own_weight"], ranks[1]["own_weight"])
+    for t0, t1 in zip(
+        ranks[0]["broadcast_state"], ranks[1]["broadcast_state"], strict=True
+    ):
+        assert torch.equal(t0, t1)
+
+
+@pytest.fixture(scope="module")
+def digits_npz(tmp_path_factory, noisy_digits):
+    path = tmp_path_factory.mktemp("dp") / "digits.npz"
+    np.savez(
+        path,
+        X=noisy_digits["X_train"],
+        y=noisy_digits["y_noisy"],
+        X_test=noisy_digits["X_test"],
+        max_epochs=12,
+        warmup_epochs=5,
+        batch_size=64,
+    )
+    return path
+
+
+def _torchrun(n_processes: int, out_dir: Path, data: Path) -> None:
+    """torchrun on a free port; the whole process group dies on a timeout."""
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    command = [torchrun or "torchrun", "--standalone"]
+    command += [f"--nproc_per_node={n_processes}", str(SCRIPT), str(out_dir), str(data)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail("torchrun did not finish within 240 s")
+    assert process.returncode == 0, output[-3000:]
+
+
+def test_torchrun_two_ranks_fit_one_model(tmp_path, digits_npz, noisy_digits):
+    _torchrun(2, tmp_path, digits_npz)
+    rank0, rank1 = (np.load(tmp_path / f"rank{r}.npz") for r in range(2))
+    assert int(rank0["world_size"]) == 2
+    for name in ("clean_mask", "clean_proba", "weights1", "weights2", "losses"):
+        np.testing.assert_array_equal(rank0[name], rank1[name], err_msg=name)
+    np.testing.assert_array_equal(rank0["predictions"], rank1["predictions"])
+    # the same quality as one process with the same parameters
+    alone = DivideMixClassifier(
+        max_epochs=12,
+        warmup_epochs=5,
+        batch_size=64,
+        random_state=0,
+        callbacks=[RowCounter()],
+    ).fit(noisy_digits["X_train"], noisy_digits["y_noisy"])
+    # each rank trained on half of the rows one process trains on
+    rows = [int(rank0["trained_rows"]), int(rank1["trained_rows"])]
+    assert abs(rows[0] - rows[1]) <= 0.02 * sum(rows)
+    assert sum(rows) == pytest.approx(trained_rows(alone), rel=0.1)
+    y_test = noisy_digits["y_test"]
+    accuracy = np.mean(rank0["predictions"] == y_test)
+    assert accuracy >= alone.score(noisy_digits["X_test"], y_test) - 0.03
+    flipped = noisy_digits["flipped"]
+    f1 = f1_score(flipped, ~rank0["clean_mask"])
+    assert f1 >= f1_score(flipped, ~alone.clean_mask_) - 0.03
+    assert f1 > 0.9
