@@ -139,11 +139,12 @@ def test_data_parallel_collectives_on_gloo(tmp_path):
         assert torch.equal(t0, t1)
 
 
-@pytest.fixture(scope="module")
-def digits_npz(tmp_path_factory, noisy_digits):
+@pytest.fixture(scope="module", params=["array", "dataset"])
+def digits_npz(request, tmp_path_factory, noisy_digits):
     path = tmp_path_factory.mktemp("dp") / "digits.npz"
     np.savez(
         path,
+        as_dataset=request.param == "dataset",
         X=noisy_digits["X_train"],
         y=noisy_digits["y_noisy"],
         X_test=noisy_digits["X_test"],

@@ -2,7 +2,8 @@
 
 Run as ``torchrun --standalone --nproc_per_node=N torchrun_fit.py OUT_DIR
 DATA``: every rank fits the same estimator on ``DATA`` (an ``.npz`` with
-``X``, ``y``, ``X_test``, ``max_epochs`` and ``warmup_epochs``) and writes
+``X``, ``y``, ``X_test``, ``max_epochs``, ``warmup_epochs``, ``batch_size``
+and ``as_dataset``, which passes ``X`` and ``y`` as a ``TensorDataset``) and writes
 what it learnt to ``OUT_DIR/rank<R>.npz``. With ``--nproc_per_node=1`` it is
 the one-process fit the others are compared with.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from skorch.callbacks import Callback
+from torch.utils.data import TensorDataset
 
 from sklearn_dividemix import DivideMixClassifier
 
@@ -54,8 +56,13 @@ def main(out_dir: Path, data_path: Path) -> None:
         random_state=0,
         callbacks=[RowCounter()],
     )
+    X, y = data["X"], data["y"]
+    if bool(data["as_dataset"]):
+        # the same samples through the Dataset path (DataLoader per rank)
+        X = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+        y = None
     start = time.perf_counter()
-    clf.fit(data["X"], data["y"])
+    clf.fit(X, y)
     seconds = time.perf_counter() - start
     rank = torch.distributed.get_rank()
     np.savez(
