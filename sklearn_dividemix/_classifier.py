@@ -486,7 +486,7 @@ class DivideMixClassifier(
         data = TrainingData(
             source=fit_input.source,
             y=y_device,
-            onehot=torch.eye(len(classes), device=device)[y_device],
+            n_classes=len(classes),
             augment=resolve_augment(
                 self.augment, fit_input.module_shape, fit_input.feature_std(device)
             ),

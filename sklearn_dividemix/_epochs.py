@@ -203,14 +203,14 @@ def _end_of_warmup(
     phase.lambda_u = settings.lambda_u
     if settings.lambda_u == "auto":
         noise_rate = estimate_noise_rate(divisions, settings.p_threshold)
-        phase.lambda_u = auto_lambda_u(noise_rate, data.onehot.shape[1])
+        phase.lambda_u = auto_lambda_u(noise_rate, data.n_classes)
     return None
 
 
 def _mixmatch(
     settings: LoopSettings, nets, data, divisions, epoch, reporter, phase
 ) -> dict[str, Any]:
-    n_classes = data.onehot.shape[1]
+    n_classes = data.n_classes
     threshold = settings.p_threshold
     row: dict[str, Any] = {
         "phase": "mixmatch",
@@ -319,7 +319,7 @@ def _final_division(nets, data, windows, seeds, phase, settings):
             int(seed),
             division=settings.division,
             labels=labels,
-            n_classes=data.onehot.shape[1],
+            n_classes=data.n_classes,
         )
         for loss, window, seed in zip(final.losses, windows, seeds, strict=True)
     ]

@@ -51,7 +51,7 @@ class TrainingData:
 
     source: DataSource
     y: torch.Tensor
-    onehot: torch.Tensor
+    n_classes: int
     augment: Callable[..., torch.Tensor]
     generator: torch.Generator
     rng: np.random.RandomState
@@ -62,6 +62,12 @@ class TrainingData:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def onehot(self, index: torch.Tensor) -> torch.Tensor:
+        """One-hot given labels of ``index``, made per batch: an ``(n,
+        n_classes)`` matrix on the device would take 4 GiB for a million
+        samples of 1,000 classes."""
+        return F.one_hot(self.y[index], self.n_classes).float()
 
     @property
     def _views(self) -> torch.Generator:
@@ -205,7 +211,7 @@ def eval_pass(
     first, last = replicas.rows(len(data))
     n, device = last - first, data.y.device
     losses = torch.empty((n, len(nets)), device=device)
-    n_classes = data.onehot.shape[1]
+    n_classes = data.n_classes
     proba = torch.empty((n, n_classes) if with_proba else (n, 0), device=device)
     shape = (n, len(nets) if with_proba else 0)
     predicted = torch.empty(shape, dtype=torch.long, device=device)
@@ -299,7 +305,7 @@ def compute_divisions(
             seed,
             division=division,
             labels=labels,
-            n_classes=data.onehot.shape[1],
+            n_classes=data.n_classes,
         )
         for loss, window, seed in zip(losses, windows, seeds, strict=True)
     ]
@@ -369,7 +375,7 @@ def make_mixmatch_batch(
     peer_u = peer.forward_proba(views[2 * n_x :], training=False)
     peer_u = peer_u.reshape(2, n_u, n_classes)
     targets_x = co_refine(
-        own_x, data.onehot[labeled], clean_proba[labeled], temperature
+        own_x, data.onehot(labeled), clean_proba[labeled], temperature
     )
     targets_u = co_guess(torch.cat([own_u, peer_u]), temperature)
     targets = torch.cat([targets_x, targets_x, targets_u, targets_u])

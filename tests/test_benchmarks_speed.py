@@ -7,20 +7,13 @@ that the quick mode and the memory measurement produce complete JSON.
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from benchmarks import speed, speed_floor
 from sklearn_dividemix import SmallCNNClassifierModule
 from sklearn_dividemix._training import _batches
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-speed = pytest.importorskip("speed")
-speed_floor = pytest.importorskip("speed_floor")
 
 PHASE_KEYS = {"epochs", "measured_epochs", "actual_s", "floor_s", "efficiency"}
 PHASE_KEYS |= {"actual_cpu_s", "floor_cpu_s", "efficiency_cpu"}
@@ -105,7 +98,7 @@ def test_quick_mode_writes_valid_json(tmp_path):
     out = tmp_path / "quick.json"
     result = speed.main(["--quick", "--out", str(out)])
     saved = json.loads(out.read_text())
-    assert saved["command"].startswith("python benchmarks/speed.py --quick")
+    assert saved["command"].startswith("python -m benchmarks.speed --quick")
     assert saved["machine"]["torch"] == torch.__version__
     phases = ("warmup", "mixmatch")
     assert set(saved["ratios"]) == {

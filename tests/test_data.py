@@ -111,6 +111,23 @@ def test_dataset_source_delivers_the_index_batches_in_order(num_workers):
     torch.testing.assert_close(streamed, torch.cat(list(array.stream(10))))
 
 
+@pytest.mark.parametrize("source_kind", ["array", "dataset"])
+@pytest.mark.parametrize(("start", "stop"), [(0, None), (5, 29), (29, 48), (48, 48)])
+def test_stream_of_a_block_of_rows(source_kind, start, stop):
+    # the block one process of a data-parallel fit evaluates
+    X, y = _images()
+    if source_kind == "array":
+        source = ArraySource(X, Preprocess("NHWC"), "cpu")
+    else:
+        dataset = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+        source = DatasetSource(dataset, Preprocess("NHWC"), "cpu")
+    batches = list(source.stream(10, start, stop))
+    assert all(len(batch) <= 10 for batch in batches)
+    expected = ArraySource(X[start:stop], Preprocess("NHWC"), "cpu").stream(100)
+    got = torch.cat(batches) if batches else torch.empty(0, 3, 8, 8)
+    torch.testing.assert_close(got, torch.cat(list(expected)))
+
+
 def test_collate_names_the_fix_for_samples_of_different_shapes():
     with pytest.raises(ValueError, match="different shapes.*Resize"):
         collate_inputs([torch.zeros(3, 4, 4), torch.zeros(3, 5, 5)])

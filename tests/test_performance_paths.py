@@ -152,7 +152,7 @@ def _training_data(X, y, n_classes=3, batch_size=8):
     return TrainingData(
         source=ArraySource(X, Preprocess("NCHW" if X.ndim == 4 else None), "cpu"),
         y=torch.from_numpy(y),
-        onehot=F.one_hot(torch.from_numpy(y), n_classes).float(),
+        n_classes=n_classes,
         augment=RandomCropFlip(1, flip=False),
         generator=torch.Generator().manual_seed(0),
         rng=np.random.RandomState(0),

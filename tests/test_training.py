@@ -12,6 +12,7 @@ from torch.testing import assert_close
 from sklearn_dividemix import MLPClassifierModule, SmallCNNClassifierModule, _epochs
 from sklearn_dividemix._augment import GaussianJitter
 from sklearn_dividemix._data import ArraySource
+from sklearn_dividemix._distributed import SingleProcess
 from sklearn_dividemix._division import (
     Division,
     LossWindow,
@@ -56,7 +57,7 @@ def _data(n=N, augment=_identity, image=False, seed=0):
     return TrainingData(
         source=ArraySource(X, Preprocess(None if not image else "NCHW"), "cpu"),
         y=y,
-        onehot=F.one_hot(y, N_CLASSES).float(),
+        n_classes=N_CLASSES,
         augment=augment,
         generator=torch.Generator().manual_seed(seed),
         rng=np.random.RandomState(seed),
@@ -160,7 +161,7 @@ def test_mixmatch_batch_wires_co_refinement_and_co_guessing():
         peer_u = torch.softmax(peer.module_(X_u), dim=1)
     w = clean_proba[labeled, None]
     # co-refinement: own net's prediction and the peer's clean probability
-    targets_x = sharpen(w * data.onehot[labeled] + (1 - w) * own_x, 0.5)
+    targets_x = sharpen(w * data.onehot(labeled) + (1 - w) * own_x, 0.5)
     # co-guessing: both nets, both (here identical) views
     targets_u = sharpen((own_u + peer_u) / 2, 0.5)
     assert_close(batch.targets, torch.cat([targets_x, targets_x, targets_u, targets_u]))
@@ -336,8 +337,8 @@ def test_eval_pass_reads_each_batch_once_for_both_nets():
     reads = []
     stream = data.source.stream
 
-    def counting(batch_size):
-        for batch in stream(batch_size):
+    def counting(batch_size, start=0, stop=None):
+        for batch in stream(batch_size, start, stop):
             reads.append(len(batch))
             yield batch
 
@@ -385,3 +386,29 @@ def test_co_divide_trains_each_net_on_its_peers_division():
         for batch in batches:
             size = batch.n_labeled // 2
             assert max(_row_indices(data.source.X, batch.X[:size])) < n_labeled
+
+
+class _TwoProcesses(SingleProcess):
+    world_size = 2
+
+
+@pytest.mark.parametrize(
+    ("n", "world_size", "sizes"),
+    [
+        (9, 1, [4, 4]),
+        (9, 2, [4, 4]),
+        (11, 2, [4, 4]),
+        (12, 2, [4, 4, 4]),
+        (10, 2, [4, 4]),
+        (10, 1, [4, 4, 2]),
+        (3, 2, [3]),
+    ],
+)
+def test_training_batches_leave_every_process_two_samples(n, world_size, sizes):
+    data = _data()
+    data.batch_size = 4
+    data.replicas = _TwoProcesses() if world_size == 2 else SingleProcess()
+    # a trailing batch of one (one process) or of under two per process is
+    # dropped: BatchNorm cannot normalise one sample; a lone batch stays
+    batches = data.batches(torch.arange(n))
+    assert [len(b) for b in batches] == sizes
