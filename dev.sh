@@ -44,8 +44,8 @@ case "${1:-}" in
         ;;
     bench)
         ensure_venv benchmarks
-        "$PY" benchmarks/quality.py
-        "$PY" benchmarks/speed.py
+        "$PY" -m benchmarks.quality
+        "$PY" -m benchmarks.speed
         ;;
     *)
         sed -n '2,6p' "$0"

@@ -23,10 +23,10 @@ Three measurements, each printed as a table and written to
 
 Examples::
 
-    python benchmarks/data_paths.py speed --repeats 3
-    python benchmarks/data_paths.py speed --baseline /tmp/old
-    python benchmarks/data_paths.py memory --n 200000
-    python benchmarks/data_paths.py quality --n 4000 --epochs 12
+    python -m benchmarks.data_paths speed --repeats 3
+    python -m benchmarks.data_paths speed --baseline /tmp/old
+    python -m benchmarks.data_paths memory --n 200000
+    python -m benchmarks.data_paths quality --n 4000 --epochs 12
 """
 
 from __future__ import annotations
@@ -37,40 +37,34 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-DATA = ROOT.parent / "shared" / "data"
-
-
-def rss_anon_mib() -> float:
-    """Anonymous resident memory of this process, in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no RssAnon in /proc/self/status")
+from ._common import (
+    DATA_DIR,
+    RESULTS_DIR,
+    ROOT,
+    PeakSampler,
+    machine_info,
+    status_mib,
+    write_json,
+)
 
 
 def machine() -> dict:
+    """The shared machine description, with the load and the date."""
     return {
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
+        **machine_info(),
         "load_average": os.getloadavg(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
 
 def _write(part: str, result: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"data_paths_{part}.json"
-    path.write_text(json.dumps(result, indent=2, default=float))
+    path = write_json(RESULTS_DIR / f"data_paths_{part}.json", result, indent=2)
     print(f"written {path}")
 
 
@@ -93,7 +87,7 @@ SPEED_CONFIGS = (
 
 
 def _mnist(n: int):
-    with np.load(DATA / "mnist.npz") as archive:
+    with np.load(DATA_DIR / "mnist.npz") as archive:
         X, y = archive["x_train"][:n], archive["y_train"][:n]
     rng = np.random.RandomState(0)
     flip = rng.rand(n) < 0.4
@@ -128,24 +122,30 @@ def _speed_fit(config: str, X_uint8, y, epochs: int) -> dict:
 
 
 def _baseline_fit(path: str, n: int, epochs: int) -> dict:
-    """The in-memory fit in a subprocess importing the package at ``path``."""
+    """The in-memory fit in a subprocess importing the package at ``path``.
+
+    ``PYTHONPATH`` puts that checkout's package first; the repository root
+    after it provides this module.
+    """
     code = (
-        "import sys, json; sys.path.insert(0, sys.argv[1]); "
-        "sys.path.insert(0, sys.argv[2]); "
-        "from data_paths import _mnist, _epoch_seconds; "
+        "import sys, json; "
+        "from benchmarks.data_paths import _mnist, _epoch_seconds; "
         "from sklearn_dividemix import DivideMixClassifier; "
-        "X, y = _mnist(int(sys.argv[3])); e = int(sys.argv[4]); "
+        "X, y = _mnist(int(sys.argv[1])); e = int(sys.argv[2]); "
         "clf = DivideMixClassifier(max_epochs=2 * e, warmup_epochs=e, "
         "max_warmup_epochs=0, lambda_u=25, random_state=0)"
         ".fit(X.astype('float32') / 255, y); "
         "print(json.dumps(_epoch_seconds(clf)))"
     )
-    here = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([path, str(ROOT)])}
     out = subprocess.run(
-        [sys.executable, "-c", code, path, here, str(n), str(epochs)],
+        [sys.executable, "-c", code, str(n), str(epochs)],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
+        # '' heads sys.path: from here, the package at ``path`` comes first
+        cwd=path,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -234,21 +234,12 @@ def run_memory(args) -> None:
         clf = DivideMixClassifier(
             module=_Tiny, max_epochs=2, warmup_epochs=1, batch_size=256, lambda_u=25
         )
-        before = rss_anon_mib()
-        peak = [before]
-        done = threading.Event()
-
-        def sample():
-            while not done.wait(0.05):
-                peak.append(rss_anon_mib())
-
-        sampler = threading.Thread(target=sample, daemon=True)
+        before = status_mib("RssAnon")
         start = time.perf_counter()
-        sampler.start()
-        clf.fit(dataset)
-        done.set()
-        sampler.join()
+        with PeakSampler(("RssAnon",), interval=0.05) as sampler:
+            clf.fit(dataset)
         seconds = time.perf_counter() - start
+        peak = [sampler.peak["RssAnon"] / 2**20]
     float_mib = args.n * 3 * 32 * 32 * 4 / 2**20
     growth = max(peak) - before
     result = {
@@ -279,7 +270,7 @@ def run_memory(args) -> None:
 def run_quality(args) -> None:
     from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 
-    with np.load(DATA / "cifar10.npz") as archive:
+    with np.load(DATA_DIR / "cifar10.npz") as archive:
         X, y = archive["x_train"][: args.n], archive["y_train"][: args.n]
         X_test, y_test = archive["x_test"][:2000], archive["y_test"][:2000]
     y_noisy, _ = make_noisy_labels(y, noise_rate=0.4, random_state=0)

@@ -19,14 +19,13 @@ rerun (``--from-cache``) re-scores without refitting. Results go to
 
 Usage (from the repository root)::
 
-    nice -n 10 python benchmarks/estimated_accuracy.py
-    python benchmarks/estimated_accuracy.py --quick --output-dir /tmp/ea
+    nice -n 10 python -m benchmarks.estimated_accuracy
+    python -m benchmarks.estimated_accuracy --quick --output-dir /tmp/ea
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 import warnings
@@ -35,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import sklearn
 import torch
-from sklearn.model_selection import train_test_split
 
 from sklearn_dividemix import (
     DivideMixClassifier,
@@ -48,10 +46,9 @@ from sklearn_dividemix._metrics import (
     true_label_posterior,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = ROOT.parent / "shared" / "data"
-CACHE_DIR = ROOT / "benchmarks" / "cache"
-SUBSET_SEED = 0
+from ._common import CACHE_DIR, DATA_DIR, RESULTS_DIR, ROOT, write_json
+from .quality_data import SUBSET_SEED, stratified_subset
+
 # name: (kind, noise_rate); pair flipping is "asymmetric" with the default map.
 NOISES = {
     "sym20": ("symmetric", 0.2),
@@ -78,21 +75,9 @@ def load_flat(name: str, n_train: int, n_test: int | None) -> tuple:
     with np.load(DATA_DIR / f"{name}.npz") as data:
         x_train, y_train = data["x_train"], data["y_train"].astype(np.int64)
         x_test, y_test = data["x_test"], data["y_test"].astype(np.int64)
-    train, _ = train_test_split(
-        np.arange(len(y_train)),
-        train_size=n_train,
-        stratify=y_train,
-        random_state=SUBSET_SEED,
-    )
-    if n_test is not None and n_test < len(y_test):
-        test, _ = train_test_split(
-            np.arange(len(y_test)),
-            train_size=n_test,
-            stratify=y_test,
-            random_state=SUBSET_SEED,
-        )
-        x_test, y_test = x_test[np.sort(test)], y_test[np.sort(test)]
-    train = np.sort(train)
+    train = stratified_subset(y_train, n_train, SUBSET_SEED)
+    test = stratified_subset(y_test, n_test, SUBSET_SEED)
+    x_test, y_test = x_test[test], y_test[test]
 
     def flat(x):
         return (x.reshape(len(x), -1) / 255.0).astype(np.float32)
@@ -272,7 +257,7 @@ the estimate, is off (see {{doc}}`noisy_validation`).
 
 {sections}
 
-Reproduce with `nice -n 10 python benchmarks/estimated_accuracy.py --seeds
+Reproduce with `nice -n 10 python -m benchmarks.estimated_accuracy --seeds
 {" ".join(str(s) for s in args.seeds)}` (fits are cached under
 `benchmarks/cache/`; `--from-cache` re-scores them; per-fit numbers are in
 `benchmarks/results/estimated_accuracy.json`). Run on
@@ -307,7 +292,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     # One thread: on a shared CPU, more oversubscribe and slow every fit.
     torch.set_num_threads(args.threads)
-    results_dir = args.output_dir or ROOT / "benchmarks" / "results"
+    results_dir = args.output_dir or RESULTS_DIR
     page = (args.output_dir or ROOT / "docs") / "estimated_accuracy.md"
     rows = []
     print(
@@ -335,10 +320,11 @@ def main(argv=None) -> None:
                         f"{_pct(r['error']):>6s}",
                         flush=True,
                     )
-    results_dir.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) for k, v in vars(args).items()}
-    (results_dir / "estimated_accuracy.json").write_text(
-        json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n"
+    write_json(
+        results_dir / "estimated_accuracy.json",
+        {"settings": settings, "rows": rows},
+        indent=2,
     )
     write_page(rows, args, page)
 

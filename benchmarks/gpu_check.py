@@ -8,7 +8,7 @@ Three parts, one summary table, one JSON file
    torchvision ResNet, ``compile=True`` with Inductor, a uint8 NHWC array kept
    on the device, and a model trained on CUDA unpickled and used in a
    process that sees no GPU.
-2. **Speed**: ``benchmarks/speed.py`` on full CIFAR-10 with ``resnet18``
+2. **Speed**: ``python -m benchmarks.speed`` on full CIFAR-10 with ``resnet18``
    (its efficiency table: DivideMix epochs against their compute floor and
    a plain skorch epoch).
 3. **Quality**: full CIFAR-10 at symmetric 50 % noise, DivideMix against plain
@@ -18,14 +18,13 @@ Three parts, one summary table, one JSON file
 ``--smoke`` runs everything small on the CPU (the CUDA-only checks report
 "skipped: no CUDA") so the script is tested before a GPU is at hand::
 
-    python benchmarks/gpu_check.py --smoke
-    python benchmarks/gpu_check.py            # on the GPU machine
+    python -m benchmarks.gpu_check --smoke
+    python -m benchmarks.gpu_check            # on the GPU machine
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import subprocess
@@ -38,9 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10.npz"
+from ._common import DATA_DIR, ROOT, machine_info, write_json
+from ._common import RESULTS_DIR as RESULTS
+
+CIFAR10 = DATA_DIR / "cifar10.npz"
 
 
 def load_cifar(n_train: int, n_test: int):
@@ -155,7 +155,8 @@ def run_speed(n: int, epochs: int) -> dict:
     out = RESULTS / "gpu_check_speed.json"
     command = [
         sys.executable,
-        str(ROOT / "benchmarks" / "speed.py"),
+        "-m",
+        "benchmarks.speed",
         "--dataset",
         "cifar10",
         "--n",
@@ -170,11 +171,11 @@ def run_speed(n: int, epochs: int) -> dict:
         str(out),
     ]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     tail = (done.stdout + done.stderr)[-3000:]
     print(tail)
     return {
-        "command": " ".join(command[1:]),
+        "command": "python " + " ".join(command[1:]),
         "returncode": done.returncode,
         "seconds": time.perf_counter() - start,
         "result_file": str(out),
@@ -244,7 +245,7 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     result = {
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-        "torch": torch.__version__,
+        "machine": machine_info(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "smoke": args.smoke,
         "checks": run_checks(X[:2048], y[:2048]),
@@ -252,9 +253,8 @@ def main(argv=None) -> dict:
         "quality": run_quality(X, y, X_test, y_test, args.epochs, args.warmup),
     }
     result["seconds"] = time.perf_counter() - start
-    RESULTS.mkdir(parents=True, exist_ok=True)
     name = "gpu_check_smoke.json" if args.smoke else "gpu_check.json"
-    (RESULTS / name).write_text(json.dumps(result, indent=1, default=float))
+    write_json(RESULTS / name, result)
     print(summary(result))
     print(f"total {result['seconds']:.0f} s; wrote {RESULTS / name}")
     return result

@@ -20,14 +20,13 @@ every seed, so an interrupted run keeps what it finished) and
 
 Usage (from the repository root)::
 
-    nice -n 10 python benchmarks/model_selection.py
-    python benchmarks/model_selection.py --quick --output-dir /tmp/ms
+    nice -n 10 python -m benchmarks.model_selection
+    python -m benchmarks.model_selection --quick --output-dir /tmp/ms
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 import warnings
@@ -46,8 +45,9 @@ from sklearn_dividemix import (
     make_noisy_labels,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = ROOT.parent / "shared" / "data"
+from ._common import DATA_DIR, RESULTS_DIR, ROOT, write_json
+from .quality_data import stratified_subset
+
 NOISE_KIND, NOISE_RATE = "asymmetric", 0.4  # pair flipping: class k -> k + 1
 PARAM = "confidence_penalty"
 GRID = {PARAM: [False, True]}
@@ -65,22 +65,9 @@ def load(dataset: str, seed: int, args) -> tuple:
         x_train, y_train = data["x_train"], data["y_train"].astype(np.int64)
         x_test, y_test = data["x_test"], data["y_test"].astype(np.int64)
     # (n, 28, 28) uint8: the estimator takes them as images (a small CNN)
-    train, _ = train_test_split(
-        np.arange(len(y_train)),
-        train_size=args.mnist_train,
-        stratify=y_train,
-        random_state=seed,
-    )
-    train = np.sort(train)
-    if args.mnist_test < len(y_test):
-        test, _ = train_test_split(
-            np.arange(len(y_test)),
-            train_size=args.mnist_test,
-            stratify=y_test,
-            random_state=0,
-        )
-        x_test, y_test = x_test[np.sort(test)], y_test[np.sort(test)]
-    return x_train[train], x_test, y_train[train], y_test
+    train = stratified_subset(y_train, args.mnist_train, seed)
+    test = stratified_subset(y_test, args.mnist_test, 0)
+    return x_train[train], x_test[test], y_train[train], y_test[test]
 
 
 def base_estimator(dataset: str, seed: int, args) -> DivideMixClassifier:
@@ -251,7 +238,7 @@ labels, which no search can see.
 
 {per_seed_table(rows)}
 
-Reproduce with `nice -n 10 python benchmarks/model_selection.py --seeds
+Reproduce with `nice -n 10 python -m benchmarks.model_selection --seeds
 {" ".join(str(s) for s in args.seeds)}` (per-candidate numbers are in
 `benchmarks/results/model_selection.json`). Run on {platform.machine()}, one
 thread, torch {torch.__version__}, scikit-learn {sklearn.__version__}.
@@ -286,7 +273,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     # One thread: on a shared CPU, more oversubscribe and slow every fit.
     torch.set_num_threads(args.threads)
-    results_dir = args.output_dir or ROOT / "benchmarks" / "results"
+    results_dir = args.output_dir or RESULTS_DIR
     page = (args.output_dir or ROOT / "docs") / "model_selection.md"
     results_dir.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) for k, v in vars(args).items()}
@@ -311,8 +298,10 @@ def main(argv=None) -> None:
                 f" {r['seconds']:5.0f}",
                 flush=True,
             )
-            (results_dir / "model_selection.json").write_text(
-                json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n"
+            write_json(
+                results_dir / "model_selection.json",
+                {"settings": settings, "rows": rows},
+                indent=2,
             )
             write_page(rows, args, page)
     print(summary_table(rows))

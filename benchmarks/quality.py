@@ -14,19 +14,16 @@ JSON file and rendered to ``docs/benchmarks.md`` with two plots.
 
 Usage (from the repository root)::
 
-    nice -n 10 python benchmarks/quality.py           # the full benchmark
-    python benchmarks/quality.py --quick --output-dir /tmp/q   # about a minute
+    nice -n 10 python -m benchmarks.quality           # the full benchmark
+    python -m benchmarks.quality --quick --output-dir /tmp/q   # about a minute
+    python -m benchmarks.quality --report-only   # render what the cache holds
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import hashlib
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -38,15 +35,23 @@ import numpy as np
 import torch
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sklearn_dividemix import CIFAR10_ASYMMETRIC_MAP, make_noisy_labels
 
-from quality_data import Dataset, load_dataset  # noqa: E402
-from quality_methods import METHODS, Budget, fit_method, module_spec  # noqa: E402
-from quality_report import write_report  # noqa: E402
+from ._common import (
+    RESULTS_DIR,
+    ROOT,
+    command_line,
+    machine_info,
+    module_spec,
+    release_free_memory,
+    reset_peak_rss,
+    status_mib,
+    write_json,
+)
+from .quality_data import Dataset, load_dataset
+from .quality_methods import METHODS, Budget, fit_method
+from .quality_report import write_report
 
-from sklearn_dividemix import CIFAR10_ASYMMETRIC_MAP, make_noisy_labels  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_VERSION = 1
 
 NOISES = {
@@ -113,35 +118,6 @@ QUICK = (
 # -- one run ----------------------------------------------------------------
 
 
-def _read_status_mib(field_name: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _release_free_memory() -> None:
-    """Hand freed heap memory back to the OS (glibc), so that the resident set
-    before a run is what is live, not what earlier runs left to the allocator."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux >= 4.0) so a run gets its own."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def detection_metrics(is_flipped, flagged, noise_score) -> dict:
     """Precision, recall, F1 of the flags and ROC AUC of the score vs true flips."""
     precision, recall, f1, _ = precision_recall_fscore_support(
@@ -164,9 +140,9 @@ def run_one(method: str, data: Dataset, noise: str, seed: int, budget: Budget):
     y_noisy, is_flipped = make_noisy_labels(
         data.y_train, noise_rate=rate, kind=kind, class_map=class_map, random_state=seed
     )
-    _release_free_memory()
-    rss_before = _read_status_mib("VmRSS")
-    peak_reset = _reset_peak_rss()
+    release_free_memory()
+    rss_before = status_mib("VmRSS")
+    peak_reset = reset_peak_rss()
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -175,7 +151,7 @@ def run_one(method: str, data: Dataset, noise: str, seed: int, budget: Budget):
     start = time.perf_counter()
     accuracy = float(np.mean(fitted["model"].predict(data.X_test) == data.y_test))
     predict_seconds = time.perf_counter() - start
-    peak = _read_status_mib("VmHWM") if peak_reset else None
+    peak = status_mib("VmHWM") if peak_reset else None
     detection = None
     if fitted["flagged"] is not None:
         detection = detection_metrics(
@@ -257,16 +233,25 @@ def _cells_of_seed(suite: Suite) -> list[tuple[str, str]]:
     return cells
 
 
-def run_suites(suites, cache_path: Path, log=print) -> list[dict]:
-    """Run every cell not yet in the cache; return all runs of these suites."""
+def run_suites(
+    suites, cache_path: Path, log=print, run_missing: bool = True
+) -> tuple[list[dict], list[dict]]:
+    """Run every cell not yet in the cache; return the runs of these suites.
+
+    Returns the runs (cached or new) and the cells still missing: none unless
+    ``run_missing=False``, which only reads the cache.
+    """
     cache = _load_cache(cache_path)
-    runs = []
+    runs, missing = [], []
     for suite in suites:
         data = _suite_data(suite)
         for seed in suite.seeds:
             for noise, method in _cells_of_seed(suite):
                 cell = _cell(suite, data, noise, seed, method)
                 key = _key(cell)
+                if key not in cache and not run_missing:
+                    missing.append({"key": key, **cell})
+                    continue
                 if key not in cache:
                     result = run_one(method, data, noise, seed, suite.budget)
                     cache[key] = {"key": key, **cell, **result}
@@ -274,7 +259,7 @@ def run_suites(suites, cache_path: Path, log=print) -> list[dict]:
                         f.write(json.dumps(cache[key], default=str) + "\n")
                     log(_log_line(cache[key]))
                 runs.append(cache[key])
-    return runs
+    return runs, missing
 
 
 def _log_line(run: dict) -> str:
@@ -285,32 +270,6 @@ def _log_line(run: dict) -> str:
         f"{run['method']:>13}: accuracy {run['test_accuracy']:.4f}{f1_text}  "
         f"({run['fit_seconds']:.1f} s)"
     )
-
-
-def machine_info() -> dict:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import cleanlab
-    import sklearn
-    import skorch
-
-    return {
-        "cpu": model,
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "skorch": skorch.__version__,
-        "scikit-learn": sklearn.__version__,
-        "cleanlab": cleanlab.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def _parse_args(argv):
@@ -327,6 +286,17 @@ def _parse_args(argv):
     parser.add_argument("--lr", type=float, help="override the shared lr")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--fresh", action="store_true", help="ignore the cache")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: render the cached runs, marking cells not run yet",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="runs cache (default: results/quality_runs.jsonl, or the output "
+        "directory's with --quick or when running with --output-dir)",
+    )
     return parser.parse_args(argv)
 
 
@@ -339,26 +309,44 @@ def _paths(args) -> dict[str, Path]:
     out = args.output_dir
     if out is None and args.quick:
         out = Path(tempfile.mkdtemp(prefix="quality_quick_"))
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        return {
-            "json": out / "quality.json",
-            "cache": out / "quality_runs.jsonl",
-            "markdown": out / "benchmarks.md",
-            "images": out,
-        }
-    return {
-        "json": ROOT / "benchmarks" / "results" / "quality.json",
-        "cache": ROOT / "benchmarks" / "results" / "quality_runs.jsonl",
+    paths = {
+        "json": RESULTS_DIR / "quality.json",
+        "cache": RESULTS_DIR / "quality_runs.jsonl",
         "markdown": ROOT / "docs" / "benchmarks.md",
         "images": ROOT / "docs" / "images",
     }
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        # A report of the repository's runs may go elsewhere; a run that
+        # writes elsewhere keeps its own cache there.
+        shared_cache = args.report_only and not args.quick
+        paths = {
+            "json": out / "quality.json",
+            "cache": paths["cache"] if shared_cache else out / "quality_runs.jsonl",
+            "markdown": out / "benchmarks.md",
+            "images": out,
+        }
+    if args.cache is not None:
+        paths["cache"] = args.cache
+    return paths
 
 
-def main(argv=None) -> dict:
-    """Run the benchmark; return the paths of what it wrote."""
-    args = _parse_args(argv)
-    torch.set_num_threads(args.threads)
+def _reproduce(argv: list[str]) -> str:
+    """The command that runs these suites, without where it writes or reads."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--output-dir", "--cache"):
+            skip = True
+        elif arg != "--report-only" and not arg.startswith(
+            ("--output-dir=", "--cache=")
+        ):
+            kept.append(arg)
+    return command_line("benchmarks.quality", kept)
+
+
+def _select_suites(args) -> tuple[Suite, ...]:
     suites = QUICK if args.quick else FULL
     if args.datasets:
         suites = tuple(s for s in suites if s.dataset in args.datasets)
@@ -372,26 +360,35 @@ def main(argv=None) -> dict:
         suites = tuple(s for s in suites if _form(s) == args.form)
     if args.lr:
         suites = tuple(replace(s, budget=replace(s.budget, lr=args.lr)) for s in suites)
+    return suites
+
+
+def main(argv=None) -> dict:
+    """Run the benchmark; return the paths of what it wrote."""
+    args = _parse_args(argv)
+    torch.set_num_threads(args.threads)
+    suites = _select_suites(args)
+    if args.fresh and args.report_only:
+        raise SystemExit("--fresh would delete the runs --report-only renders")
     paths = _paths(args)
     paths["cache"].parent.mkdir(parents=True, exist_ok=True)
     if args.fresh and paths["cache"].exists():
         paths["cache"].unlink()
     start = time.perf_counter()
-    runs = run_suites(suites, paths["cache"])
-    command = "python benchmarks/quality.py " + " ".join(
-        sys.argv[1:] if argv is None else argv
-    )
+    runs, missing = run_suites(suites, paths["cache"], run_missing=not args.report_only)
+    argv = sys.argv[1:] if argv is None else list(argv)
     result = {
         "schema_version": SCHEMA_VERSION,
-        "command": command.strip(),
+        "command": command_line("benchmarks.quality", argv),
+        "reproduce": _reproduce(argv),
         "quick": args.quick,
-        "machine": machine_info(),
+        "machine": machine_info(("cleanlab",)),
         "wall_seconds_this_invocation": time.perf_counter() - start,
         "suites": [asdict(s) for s in suites],
         "runs": runs,
+        "missing": missing,
     }
-    paths["json"].parent.mkdir(parents=True, exist_ok=True)
-    paths["json"].write_text(json.dumps(result, indent=1, default=str) + "\n")
+    write_json(paths["json"], result)
     paths.update(write_report(result, paths["markdown"], paths["images"]))
     print(f"Wrote {paths['json']} and {paths['markdown']}")
     return paths

@@ -10,16 +10,15 @@ minute to decompress.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-__all__ = ["DATA_DIR", "Dataset", "load_dataset"]
+from ._common import CACHE_DIR, DATA_DIR
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
-CACHE_DIR = Path(__file__).resolve().parent / "cache"
+__all__ = ["DATA_DIR", "Dataset", "load_dataset", "stratified_subset"]
+
 SUBSET_SEED = 0
 # Per-channel statistics of the full CIFAR-10 train set (data/README.md).
 CIFAR_MEAN = np.array([0.4913, 0.4821, 0.4465], dtype=np.float32)
@@ -41,7 +40,7 @@ class Dataset:
         return int(self.y_train.max()) + 1
 
 
-def _stratified_subset(y: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+def stratified_subset(y: np.ndarray, size: int | None, seed: int) -> np.ndarray:
     """Sorted indices of a class-stratified subset (all indices if no size)."""
     if size is None or size >= len(y):
         return np.arange(len(y))
@@ -57,8 +56,8 @@ def _digits(n_train: int | None, n_test: int | None) -> Dataset:
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.3, stratify=y, random_state=SUBSET_SEED
     )
-    train = _stratified_subset(y_train, n_train, SUBSET_SEED)
-    test = _stratified_subset(y_test, n_test, SUBSET_SEED)
+    train = stratified_subset(y_train, n_train, SUBSET_SEED)
+    test = stratified_subset(y_test, n_test, SUBSET_SEED)
     return Dataset("digits", X_train[train], y_train[train], X_test[test], y_test[test])
 
 
@@ -92,8 +91,8 @@ def _cached_npz_subset(
             "(see shared/data/README.md)."
         )
     with np.load(source) as data:
-        train = _stratified_subset(data["y_train"], n_train, SUBSET_SEED)
-        test = _stratified_subset(data["y_test"], n_test, SUBSET_SEED)
+        train = stratified_subset(data["y_train"], n_train, SUBSET_SEED)
+        test = stratified_subset(data["y_test"], n_test, SUBSET_SEED)
         arrays = {
             "x_train": data["x_train"][train],
             "y_train": data["y_train"][train],

@@ -22,12 +22,10 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import LRScheduler
 from torch import nn
 
-from sklearn_dividemix import (
-    DivideMixClassifier,
-    MLPClassifierModule,
-    SmallCNNClassifierModule,
-)
+from sklearn_dividemix import DivideMixClassifier
 from sklearn_dividemix._augment import resolve_augment
+
+from ._common import module_spec
 
 __all__ = ["AugmentedModule", "Budget", "fit_method", "METHODS"]
 
@@ -100,16 +98,6 @@ class TensorBatches:
         n_batches = -(-len(self.X) // self.batch_size)
         ends_with_one = len(self.X) % self.batch_size == 1 and n_batches > 1
         return n_batches - int(self.shuffle and ends_with_one)
-
-
-def module_spec(X: np.ndarray, n_classes: int) -> tuple[type[nn.Module], dict]:
-    """The module DivideMixClassifier builds for ``module=None``, and its kwargs."""
-    if X.ndim == 2:
-        return MLPClassifierModule, {"n_features": X.shape[1], "num_classes": n_classes}
-    return SmallCNNClassifierModule, {
-        "in_channels": X.shape[1],
-        "num_classes": n_classes,
-    }
 
 
 def make_cross_entropy_net(

@@ -22,6 +22,8 @@ SYMMETRIC = (("sym20", 0.2), ("sym50", 0.5), ("sym80", 0.8))
 
 
 def _panel(ax, table, dataset, metric, methods, names) -> None:
+    if not any((dataset, noise, m) in table for noise, _ in SYMMETRIC for m in methods):
+        ax.text(0.5, 0.5, "not run yet", ha="center", transform=ax.transAxes)
     for method in methods:
         points = [
             (rate, table[dataset, noise, method])
@@ -47,6 +49,7 @@ def _panel(ax, table, dataset, metric, methods, names) -> None:
                 linestyle="none",
                 markersize=9,
             )
+    ax.set_xlim(0.1, 0.9)
     ax.set_xticks([0.2, 0.4, 0.5, 0.8], ["20", "asym\n40", "50", "80"])
     ax.set_xlabel("noise rate (%)")
     ax.grid(alpha=0.3)
@@ -62,19 +65,26 @@ def plot_metric(
     ylabel: str,
     path: Path,
 ) -> Path:
-    """One panel per data set: ``metric`` against the symmetric noise rate.
+    """One panel per setting: ``metric`` against the symmetric noise rate.
 
-    Filled markers joined by lines are symmetric noise; the open marker at
-    40 % is asymmetric noise.
+    ``datasets`` are the table's settings (a data set in one input form),
+    titled by ``dataset_names``. Filled markers joined by lines are symmetric
+    noise; the open marker at 40 % is asymmetric noise; a setting without
+    runs reads "not run yet".
     """
     fig, axes = plt.subplots(
         1, len(datasets), figsize=(3.4 * len(datasets), 3.3), squeeze=False
     )
     for ax, dataset in zip(axes[0], datasets, strict=True):
         _panel(ax, table, dataset, metric, methods, names)
-        ax.set_title(dataset_names[dataset])
+        ax.set_title(dataset_names[dataset], fontsize=9)
     axes[0, 0].set_ylabel(ylabel)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    # the legend of every method drawn anywhere: the first panel may be empty
+    legend = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
     handles.append(
         Line2D([], [], marker="o", markerfacecolor="none", color="0.3", ls="none")
     )

@@ -1,5 +1,10 @@
 """Render the quality benchmark's runs as markdown tables, target checks and plots.
 
+Runs are grouped by *setting*: a data set in one input form, images for the
+default CNN or feature vectors for the MLP (a run's ``input_shape`` of
+length 1). The two forms get separate sections, tables and plots; the cells
+of the grid not yet in the cache (``result["missing"]``) read "not run yet".
+
 The markdown file is regenerated on every run, except the hand-written
 analysis between ``<!-- analysis:start -->`` and ``<!-- analysis:end -->``,
 which is carried over from the existing file.
@@ -7,352 +12,237 @@ which is carried over from the existing file.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
+from . import quality_tables as tables
+from .quality_plots import plot_metric
+from .quality_tables import (
+    METHOD_NAMES,
+    NOISE_NAMES,
+    ordered_settings,
+    setting_label,
+    setting_of,
+    stats,
+)
+from .quality_template import SECTION, TEMPLATE
 
-__all__ = ["aggregate", "check_targets", "write_report"]
+__all__ = ["aggregate", "check_targets", "pending_cells", "write_report"]
 
-METHOD_NAMES = {
-    "dividemix": "DivideMix",
-    "cross_entropy": "cross-entropy",
-    "cleanlearning": "CleanLearning",
-    "oracle": "clean-label oracle",
+FORMS = {"images": "Images (default CNN)", "vectors": "Feature vectors (MLP)"}
+
+# setting -> where "within 3 points of the oracle" and "detection F1 >= 0.95"
+# are targets: the issue's, on images; on vectors, those the page had before.
+ORACLE_TARGET = {
+    "mnist/images",
+    "fashion_mnist/images",
+    "digits/vectors",
+    "mnist/vectors",
+    "fashion_mnist/vectors",
 }
-NOISE_NAMES = {
-    "sym20": "sym 20 %",
-    "sym50": "sym 50 %",
-    "sym80": "sym 80 %",
-    "asym40": "asym 40 %",
-}
-DATASET_NAMES = {
-    "digits": "digits",
-    "mnist": "MNIST",
-    "fashion_mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10",
-}
+F1_TARGET = {"mnist/images", "digits/vectors", "mnist/vectors"}
 ANALYSIS = re.compile(r"<!-- analysis:start -->.*?<!-- analysis:end -->", re.S)
 DEFAULT_ANALYSIS = (
     "<!-- analysis:start -->\n_No analysis written yet._\n<!-- analysis:end -->"
 )
 
 
-def _stats(values: list[float]) -> dict:
-    values = [v for v in values if v is not None]
-    if not values:
-        return {"mean": None, "std": None, "n": 0}
-    return {
-        "mean": float(np.mean(values)),
-        "std": float(np.std(values)),
-        "n": len(values),
-    }
+def _noises_by_setting(cells) -> dict[str, set]:
+    noises = defaultdict(set)
+    for cell in cells:
+        noises[setting_of(cell)].add(cell["noise"])
+    return noises
 
 
-def aggregate(runs: list[dict]) -> dict:
-    """Mean and spread over seeds, per (dataset, noise, method).
+def _targets_of(cell: dict, noises: dict) -> list[str]:
+    # The oracle runs once per seed; it is the ceiling under every noise.
+    if cell["method"] == "oracle":
+        return sorted(noises[setting_of(cell)])
+    return [cell["noise"]]
+
+
+def aggregate(runs: list[dict], missing: list[dict] = ()) -> dict:
+    """Mean and spread over seeds, per (setting, noise, method).
 
     The oracle is trained once per seed on the true labels; its numbers are
-    repeated under every noise setting of its data set.
+    repeated under every noise setting of its data set and form.
     """
     groups: dict[tuple, list[dict]] = defaultdict(list)
-    noises = defaultdict(set)
+    noises = _noises_by_setting([*runs, *missing])
     for run in runs:
-        groups[run["dataset"], run["noise"], run["method"]].append(run)
-        noises[run["dataset"]].add(run["noise"])
+        groups[setting_of(run), run["noise"], run["method"]].append(run)
     table = {}
-    for (dataset, noise, method), members in groups.items():
-        targets = sorted(noises[dataset]) if method == "oracle" else [noise]
+    for (setting, _, method), members in groups.items():
         detection = [m["detection"] or {} for m in members]
         entry = {
-            "accuracy": _stats([m["test_accuracy"] for m in members]),
-            "fit_seconds": _stats([m["fit_seconds"] for m in members]),
-            "peak_rss_mib": _stats([m["peak_rss_mib"] for m in members]),
-            "peak_rss_increase_mib": _stats(
+            "accuracy": stats([m["test_accuracy"] for m in members]),
+            "fit_seconds": stats([m["fit_seconds"] for m in members]),
+            "peak_rss_mib": stats([m["peak_rss_mib"] for m in members]),
+            "peak_rss_increase_mib": stats(
                 [m.get("peak_rss_increase_mib") for m in members]
             ),
-            "realized_noise": _stats([m["realized_noise"] for m in members]),
+            "realized_noise": stats([m["realized_noise"] for m in members]),
         }
         for metric in ("precision", "recall", "f1", "roc_auc", "flagged_fraction"):
-            entry[metric] = _stats([d.get(metric) for d in detection])
-        for target in targets:
-            table[dataset, target, method] = entry
+            entry[metric] = stats([d.get(metric) for d in detection])
+        for target in _targets_of(members[0], noises):
+            table[setting, target, method] = entry
     return table
 
 
-def _get(table, dataset, noise, method, metric="accuracy"):
-    entry = table.get((dataset, noise, method))
+def pending_cells(runs: list[dict], missing: list[dict]) -> set[tuple]:
+    """(setting, noise, method) of the cells with at least one run missing."""
+    noises = _noises_by_setting([*runs, *missing])
+    return {
+        (setting_of(cell), noise, cell["method"])
+        for cell in missing
+        for noise in _targets_of(cell, noises)
+    }
+
+
+def _get(table, setting, noise, method, metric="accuracy"):
+    entry = table.get((setting, noise, method))
     return None if entry is None else entry[metric]["mean"]
 
 
-def check_targets(table: dict) -> list[dict]:
-    """Each target of the issue, per data set and noise: met or missed, margin."""
-    checks = []
-    datasets = sorted({d for d, _, _ in table}, key=list(DATASET_NAMES).index)
+def check_targets(table: dict, pending: set = frozenset()) -> list[dict]:
+    """Each target of the issue, per setting and noise: met or missed, margin.
 
-    def add(target, dataset, noise, value, reference, margin_needed, higher=True):
+    A target whose runs are not all in yet is listed with ``met=None``.
+    """
+    settings = ordered_settings({k[0] for k in table} | {k[0] for k in pending})
+    return [c for s in settings for c in _setting_checks(table, pending, s)]
+
+
+def _setting_checks(table: dict, pending: set, setting: str) -> list[dict]:
+    def check(target, noise, value, reference, needed, rival):
+        cells = {(setting, noise, m) for m in ("dividemix", rival)}
         if value is None or reference is None:
-            return
-        margin = value - reference if higher else reference - value
-        checks.append(
-            {
-                "target": target,
-                "dataset": dataset,
-                "noise": noise,
-                "value": value,
-                "reference": reference,
-                "margin": margin - margin_needed,
-                "met": bool(margin - margin_needed >= 0),
-            }
-        )
+            if not cells & pending:
+                return None
+            margin, met = None, None
+        else:
+            margin = value - reference - needed
+            met = bool(margin >= 0)
+        return {
+            "target": target,
+            "setting": setting,
+            "noise": noise,
+            "value": value,
+            "reference": reference,
+            "margin": margin,
+            "met": met,
+            "partial": bool(cells & pending),
+        }
 
-    for dataset in datasets:
-        dm = {n: _get(table, dataset, n, "dividemix") for n in NOISE_NAMES}
-        for noise in ("sym50", "sym80", "asym40"):
-            for rival in ("cross_entropy", "cleanlearning"):
-                ref = _get(table, dataset, noise, rival)
-                # "beats" means strictly better; 0.0 margin is a tie, not a win.
-                add(
-                    f"beats {METHOD_NAMES[rival]}", dataset, noise, dm[noise], ref, 1e-9
-                )
-        add(
-            "not worse than cross-entropy",
-            dataset,
-            "sym20",
-            dm["sym20"],
-            _get(table, dataset, "sym20", "cross_entropy"),
-            0.0,
-        )
-        if dataset in ("digits", "mnist", "fashion_mnist"):
-            oracle = _get(table, dataset, "sym50", "oracle")
-            add(
-                "within 3 points of the oracle",
-                dataset,
-                "sym50",
-                dm["sym50"],
-                oracle,
-                -0.03,
+    def get(noise, method, metric="accuracy"):
+        return _get(table, setting, noise, method, metric)
+
+    checks = []
+    for noise in ("sym50", "sym80", "asym40"):
+        for rival in ("cross_entropy", "cleanlearning"):
+            # "beats" means strictly better; 0.0 margin is a tie, not a win.
+            value, ref = get(noise, "dividemix"), get(noise, rival)
+            checks.append(
+                check(f"beats {METHOD_NAMES[rival]}", noise, value, ref, 1e-9, rival)
             )
-        if dataset in ("digits", "mnist"):
-            f1 = _get(table, dataset, "sym50", "dividemix", "f1")
-            add("detection F1 >= 0.95", dataset, "sym50", f1, 0.95, 0.0)
-        for noise in NOISE_NAMES:
-            add(
-                "detection F1 above CleanLearning's",
-                dataset,
-                noise,
-                _get(table, dataset, noise, "dividemix", "f1"),
-                _get(table, dataset, noise, "cleanlearning", "f1"),
-                1e-9,
-            )
-    return checks
-
-
-def _fmt(stats: dict, scale: float = 100.0, digits: int = 1) -> str:
-    if stats["mean"] is None:
-        return "–"
-    text = f"{stats['mean'] * scale:.{digits}f}"
-    if stats["n"] > 1:
-        text += f" ± {stats['std'] * scale:.{digits}f}"
-    return text
-
-
-def _keys(table):
-    datasets = sorted({d for d, _, _ in table}, key=list(DATASET_NAMES).index)
-    noises = [n for n in NOISE_NAMES if any(k[1] == n for k in table)]
-    methods = [m for m in METHOD_NAMES if any(k[2] == m for k in table)]
-    return datasets, noises, methods
-
-
-def accuracy_table(table: dict) -> str:
-    datasets, noises, methods = _keys(table)
-    head = "| data set | noise | " + " | ".join(METHOD_NAMES[m] for m in methods)
-    lines = [head + " |", "|---|---|" + "---:|" * len(methods)]
-    for dataset in datasets:
-        for noise in noises:
-            if (dataset, noise, "dividemix") not in table:
-                continue
-            best = max(
-                (_get(table, dataset, noise, m) or 0.0)
-                for m in methods
-                if m != "oracle"
-            )
-            cells = []
-            for m in methods:
-                entry = table.get((dataset, noise, m))
-                text = "–" if entry is None else _fmt(entry["accuracy"])
-                if m != "oracle" and entry and entry["accuracy"]["mean"] == best:
-                    text = f"**{text}**"
-                cells.append(text)
-            name = DATASET_NAMES[dataset]
-            lines.append(
-                f"| {name} | {NOISE_NAMES[noise]} | " + " | ".join(cells) + " |"
-            )
-    return "\n".join(lines)
-
-
-def detection_table(table: dict) -> str:
-    datasets, noises, _ = _keys(table)
-    metrics = ("precision", "recall", "f1", "roc_auc")
-    head = "| data set | noise | flipped | "
-    head += " | ".join(f"DM {m}" for m in ("P", "R", "F1", "AUC")) + " | "
-    head += " | ".join(f"CL {m}" for m in ("P", "R", "F1", "AUC")) + " |"
-    lines = [head, "|---|---|---:|" + "---:|" * 8]
-    for dataset in datasets:
-        for noise in noises:
-            dm = table.get((dataset, noise, "dividemix"))
-            cl = table.get((dataset, noise, "cleanlearning"))
-            if dm is None:
-                continue
-            cells = [_fmt(dm["realized_noise"], digits=1)]
-            for entry in (dm, cl):
-                for metric in metrics:
-                    cells.append("–" if entry is None else _fmt(entry[metric]))
-            name = DATASET_NAMES[dataset]
-            lines.append(
-                f"| {name} | {NOISE_NAMES[noise]} | " + " | ".join(cells) + " |"
-            )
-    return "\n".join(lines)
-
-
-def cost_table(runs: list[dict]) -> str:
-    groups = defaultdict(list)
-    for run in runs:
-        groups[run["dataset"], run["method"]].append(run)
-    datasets = sorted({d for d, _ in groups}, key=list(DATASET_NAMES).index)
-    lines = [
-        "| data set | method | fit time (s) | peak RSS (MiB) "
-        "| median peak increase (MiB) |",
-        "|---|---|---:|---:|---:|",
-    ]
-    for dataset in datasets:
-        for method in METHOD_NAMES:
-            members = groups.get((dataset, method))
-            if not members:
-                continue
-            fit = _stats([m["fit_seconds"] for m in members])
-            rss = _stats([m["peak_rss_mib"] for m in members])
-            increases = [m.get("peak_rss_increase_mib") for m in members]
-            increases = [v for v in increases if v is not None]
-            inc = f"{np.median(increases):.0f}" if increases else "–"
-            lines.append(
-                f"| {DATASET_NAMES[dataset]} | {METHOD_NAMES[method]} | "
-                f"{_fmt(fit, 1.0, 1)} | {_fmt(rss, 1.0, 0)} | {inc} |"
-            )
-    return "\n".join(lines)
-
-
-def targets_section(checks: list[dict]) -> str:
-    met = sum(c["met"] for c in checks)
-    lines = [
-        f"{met} of {len(checks)} checks met. Margins are in accuracy points "
-        "(or F1 points); a negative margin is the shortfall. For 'within 3 "
-        "points of the oracle' the margin is what is left of the 3 points.",
-        "",
-        "| target | data set | noise | DivideMix | reference | margin | met |",
-        "|---|---|---|---:|---:|---:|:---:|",
-    ]
-    for c in checks:
-        lines.append(
-            f"| {c['target']} | {DATASET_NAMES[c['dataset']]} | "
-            f"{NOISE_NAMES[c['noise']]} | {100 * c['value']:.1f} | "
-            f"{100 * c['reference']:.1f} | {100 * c['margin']:+.1f} | "
-            f"{'yes' if c['met'] else '**no**'} |"
-        )
-    return "\n".join(lines)
-
-
-def _setup_section(result: dict) -> str:
-    lines = [
-        "| data set | train / test | input, module | epochs | batch | lr | seeds |",
-        "|---|---|---|---:|---:|---:|---|",
-    ]
-    shapes = {}
-    for run in result["runs"]:
-        shapes[run["dataset"]] = (
-            run["n_train"],
-            run["n_test"],
-            run["input_shape"],
-            run["module"],
-        )
-    for suite in result["suites"]:
-        name = suite["dataset"]
-        if name not in shapes:
-            continue
-        n_train, n_test, shape, module = shapes[name]
-        budget = suite["budget"]
-        shape_text = "x".join(str(s) for s in shape)
-        lines.append(
-            f"| {DATASET_NAMES[name]} | {n_train} / {n_test} | {shape_text}, "
-            f"{module} | {budget['max_epochs']} | {budget['batch_size']} | "
-            f"{budget['lr']} | {', '.join(map(str, suite['seeds']))} |"
-        )
-    return "\n".join(lines)
-
-
-def _machine_line(result: dict) -> str:
-    m = result["machine"]
-    total = sum(r["fit_seconds"] + r["predict_seconds"] for r in result["runs"])
-    return (
-        f"{m['cpu']}, {m['logical_cpus']} logical CPUs (shared with other jobs), "
-        f"{m['torch_threads']} torch thread(s); Python {m['python']}, torch "
-        f"{m['torch']}, skorch {m['skorch']}, scikit-learn {m['scikit-learn']}, "
-        f"cleanlab {m['cleanlab']}. Sum of fit and predict times over all "
-        f"{len(result['runs'])} runs: {total / 60:.1f} min."
+    value, ref = get("sym20", "dividemix"), get("sym20", "cross_entropy")
+    checks.append(
+        check("not worse than cross-entropy", "sym20", value, ref, 0.0, "cross_entropy")
     )
+    if setting in ORACLE_TARGET:
+        value, ref = get("sym50", "dividemix"), get("sym50", "oracle")
+        checks.append(
+            check("within 3 points of the oracle", "sym50", value, ref, -0.03, "oracle")
+        )
+    if setting in F1_TARGET:
+        value = get("sym50", "dividemix", "f1")
+        checks.append(check("detection F1 >= 0.95", "sym50", value, 0.95, 0.0, None))
+    for noise in NOISE_NAMES:
+        value, ref = get(noise, "dividemix", "f1"), get(noise, "cleanlearning", "f1")
+        checks.append(
+            check(
+                "detection F1 above CleanLearning's",
+                noise,
+                value,
+                ref,
+                1e-9,
+                "cleanlearning",
+            )
+        )
+    return [c for c in checks if c is not None]
 
 
 def write_report(result: dict, markdown: Path, images: Path) -> dict:
-    """Write the markdown report and the two plots; return their paths."""
-    from quality_plots import plot_metric
-    from quality_template import TEMPLATE
-
-    table = aggregate(result["runs"])
-    datasets, _, methods = _keys(table)
-    accuracy_png = plot_metric(
-        table,
-        datasets,
-        "accuracy",
-        methods,
-        METHOD_NAMES,
-        DATASET_NAMES,
-        "last-epoch test accuracy (%)",
-        images / "benchmark_accuracy.png",
-    )
-    detection_png = plot_metric(
-        table,
-        datasets,
-        "f1",
-        ["dividemix", "cleanlearning"],
-        METHOD_NAMES,
-        DATASET_NAMES,
-        "noise-detection F1 (%)",
-        images / "benchmark_detection_f1.png",
-    )
+    """Write the markdown report and two plots per input form; return their paths."""
+    runs, missing = result["runs"], result.get("missing", [])
+    table = aggregate(runs, missing)
+    pending = pending_cells(runs, missing)
+    labels = {setting_of(c): setting_label(c) for c in [*missing, *runs]}
+    grid = tables.Grid(table, pending, labels)
+    sections, paths = [], {}
+    for form, title in FORMS.items():
+        settings = [s for s in ordered_settings(labels) if s.endswith("/" + form)]
+        if not settings:
+            continue
+        plots = _plots(grid, settings, images, form)
+        paths |= {f"{name}_{form}": path for name, path in plots.items()}
+        rel = {k: _relative(v, markdown.parent) for k, v in plots.items()}
+        sections.append(
+            SECTION.format(
+                title=title,
+                accuracy=tables.accuracy_table(grid, settings),
+                detection=tables.detection_table(grid, settings),
+                targets=tables.targets_section(
+                    [
+                        c
+                        for c in check_targets(table, pending)
+                        if c["setting"] in settings
+                    ],
+                    labels,
+                ),
+                cost=tables.cost_table(runs, missing, settings, labels),
+                **rel,
+            )
+        )
     previous = markdown.read_text() if markdown.exists() else ""
     found = ANALYSIS.search(previous)
-    analysis = found.group(0) if found else DEFAULT_ANALYSIS
-    rel = Path(_relative(accuracy_png, markdown.parent))
-    rel_f1 = Path(_relative(detection_png, markdown.parent))
     text = TEMPLATE.format(
-        command=result["command"],
-        machine=_machine_line(result),
-        setup=_setup_section(result),
-        accuracy=accuracy_table(table),
-        detection=detection_table(table),
-        cost=cost_table(result["runs"]),
-        targets=targets_section(check_targets(table)),
-        accuracy_png=rel.as_posix(),
-        detection_png=rel_f1.as_posix(),
-        analysis=analysis,
+        command=result.get("reproduce", result["command"]),
+        machine=tables.machine_line(result),
+        setup=tables.setup_table([*runs, *missing], runs, labels),
+        sections="\n\n".join(sections),
+        analysis=found.group(0) if found else DEFAULT_ANALYSIS,
     )
     markdown.parent.mkdir(parents=True, exist_ok=True)
     markdown.write_text(text)
-    return {"accuracy_png": accuracy_png, "detection_png": detection_png}
+    return paths
+
+
+def _plots(grid, settings: list[str], images: Path, form: str) -> dict[str, Path]:
+    common = (grid.table, settings)
+    names = (METHOD_NAMES, grid.labels)
+    return {
+        "accuracy_png": plot_metric(
+            *common,
+            "accuracy",
+            [m for m in METHOD_NAMES if grid.has_method(m)],
+            *names,
+            "last-epoch test accuracy (%)",
+            images / f"benchmark_accuracy_{form}.png",
+        ),
+        "detection_png": plot_metric(
+            *common,
+            "f1",
+            ["dividemix", "cleanlearning"],
+            *names,
+            "noise-detection F1 (%)",
+            images / f"benchmark_detection_f1_{form}.png",
+        ),
+    }
 
 
 def _relative(path: Path, start: Path) -> str:
-    import os
-
-    return os.path.relpath(path.resolve(), start.resolve())
+    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()

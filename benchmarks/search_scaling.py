@@ -30,8 +30,8 @@ Configurations (``--variants``):
 
 Examples::
 
-    python benchmarks/search_scaling.py
-    python benchmarks/search_scaling.py --repeats 1 --variants serial dask
+    python -m benchmarks.search_scaling
+    python -m benchmarks.search_scaling --repeats 1 --variants serial dask
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -58,7 +56,9 @@ from skorch.callbacks import Callback
 from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 from sklearn_dividemix._threads import limit_torch_threads, worker_thread_budget
 
-RESULTS = Path(__file__).resolve().parent / "results" / "search_scaling.json"
+from ._common import RESULTS_DIR, ROOT, command_line, machine_info, write_json
+
+RESULTS = RESULTS_DIR / "search_scaling.json"
 GRID = {"lr": [0.05, 0.1], "lambda_u": [0, 25]}
 VARIANTS = {
     "serial": "n_jobs=1, torch's default threads",
@@ -243,12 +243,15 @@ def measure_in_child(args, name: str) -> dict:
     """Run :func:`measure_once` for ``name`` in a fresh interpreter."""
     command = [
         sys.executable,
-        __file__,
+        "-m",
+        "benchmarks.search_scaling",
         f"--child={name}",
         f"--max-epochs={args.max_epochs}",
         f"--warmup-epochs={args.warmup_epochs}",
     ]
-    output = subprocess.run(command, check=True, capture_output=True, text=True)
+    output = subprocess.run(
+        command, check=True, capture_output=True, text=True, cwd=ROOT
+    )
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
@@ -295,16 +298,6 @@ def compare(results: dict) -> None:
         )
 
 
-def machine_info() -> dict:
-    return {
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-    }
-
-
 def print_table(results: dict) -> None:
     print(
         f"{'variant':<21} {'threads/fit':>11} {'at once':>7} {'procs':>5} "
@@ -338,8 +331,7 @@ def main(argv=None) -> dict:
     results = {name: aggregate(name, rounds[name]) for name in args.variants}
     compare(results)
     report = {
-        "command": "python benchmarks/search_scaling.py "
-        + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": command_line("benchmarks.search_scaling", argv),
         "config": {
             "grid": GRID,
             "cv": 2,
@@ -353,8 +345,7 @@ def main(argv=None) -> dict:
         "results": results,
     }
     print_table(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    write_json(args.out, report)
     return report
 
 

@@ -14,10 +14,10 @@ epochs; the first epoch of each phase is a warm-up and is not counted).
 
 Examples::
 
-    python benchmarks/speed.py --quick
-    python benchmarks/speed.py --dataset mnist --n 10000 --module cnn
-    python benchmarks/speed.py --dataset cifar10 --n 512 --module resnet18
-    python benchmarks/speed.py --memory-only --dataset mnist --n 60000
+    python -m benchmarks.speed --quick
+    python -m benchmarks.speed --dataset mnist --n 10000 --module cnn
+    python -m benchmarks.speed --dataset cifar10 --n 512 --module resnet18
+    python -m benchmarks.speed --memory-only --dataset mnist --n 60000
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import subprocess
 import sys
 import time
@@ -35,13 +33,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sklearn_dividemix import DivideMixClassifier
 
-from speed_session import DivideMixFloor, SkorchFloor  # noqa: E402
+from ._common import (
+    RESULTS_DIR,
+    ROOT,
+    PeakSampler,
+    command_line,
+    machine_info,
+    module_spec,
+    read_status,
+    reset_peak_rss,
+    write_json,
+)
+from .speed_session import DivideMixFloor, SkorchFloor
 
-from sklearn_dividemix import DivideMixClassifier  # noqa: E402
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 NOISE_RATE = 0.4
 
 
@@ -97,7 +103,8 @@ def load_data(name: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
         y = np.arange(n) % 4
         X[np.arange(n), 0, y, :] += 1.0
     else:
-        from quality_data import load_dataset
+        # imported here: the memory baseline of a synthetic run stays lean
+        from .quality_data import load_dataset
 
         data = load_dataset(name, n, 100)
         X, y = data.X_train, data.y_train
@@ -112,26 +119,7 @@ def dividemix_module(name: str, X: np.ndarray, n_classes: int):
     """(module, module kwargs) for DivideMix: ``None`` is the default CNN/MLP."""
     if name in ("cnn", "mlp") and X.ndim == (4 if name == "cnn" else 2):
         return None, {}
-    return module_spec(name, X, n_classes)
-
-
-def module_spec(name: str, X: np.ndarray, n_classes: int):
-    """(module factory, module kwargs) for DivideMix and for skorch alike."""
-    if name == "resnet18":
-        import torchvision
-
-        return torchvision.models.resnet18, {"num_classes": n_classes}
-    if name == "mlp":
-        from sklearn_dividemix import MLPClassifierModule
-
-        n_features = int(np.prod(X.shape[1:]))
-        return MLPClassifierModule, {"n_features": n_features, "num_classes": n_classes}
-    from sklearn_dividemix import SmallCNNClassifierModule
-
-    return SmallCNNClassifierModule, {
-        "in_channels": X.shape[1],
-        "num_classes": n_classes,
-    }
+    return module_spec(X, n_classes, name)
 
 
 # -- the two fits -------------------------------------------------------------
@@ -159,27 +147,38 @@ def _optimizer_kwargs(args) -> dict:
     return {"optimizer__fused": True} if args.optimizer_fused else {}
 
 
-def time_dividemix(args, X, y, after_epoch=None) -> dict:
-    n_classes = int(y.max()) + 1
-    module, module_kwargs = dividemix_module(args.module, X, n_classes)
-    batch_size = min(args.batch_size, len(X))
-    recorder = DivideMixFloor(
-        X, n_classes, batch_size, args.eval_batch_size, after_epoch=after_epoch
-    )
-    clf = DivideMixClassifier(
+def dividemix_estimator(args, X, y, callbacks: list, **params) -> DivideMixClassifier:
+    """DivideMix with ``args.warmup_epochs`` and ``args.mixmatch_epochs`` exactly."""
+    module, module_kwargs = dividemix_module(args.module, X, int(y.max()) + 1)
+    return DivideMixClassifier(
         module,
         max_epochs=args.warmup_epochs + args.mixmatch_epochs,
         warmup_epochs=args.warmup_epochs,
         # phases exactly as asked: no warm-up extension (it divides as well)
         max_warmup_epochs=args.warmup_epochs,
         batch_size=args.batch_size,
+        random_state=0,
+        callbacks=callbacks,
+        **params,
+        **{f"module__{k}": v for k, v in module_kwargs.items()},
+    )
+
+
+def time_dividemix(args, X, y, after_epoch=None) -> dict:
+    n_classes = int(y.max()) + 1
+    batch_size = min(args.batch_size, len(X))
+    recorder = DivideMixFloor(
+        X, n_classes, batch_size, args.eval_batch_size, after_epoch=after_epoch
+    )
+    clf = dividemix_estimator(
+        args,
+        X,
+        y,
+        [recorder],
         eval_batch_size=args.eval_batch_size,
         amp=args.amp,
         channels_last={"true": True, "false": False}.get(args.channels_last, "auto"),
-        random_state=0,
-        callbacks=[recorder],
         **_optimizer_kwargs(args),
-        **{f"module__{k}": v for k, v in module_kwargs.items()},
     )
     start = time.perf_counter()
     clf.fit(X, y)
@@ -204,7 +203,7 @@ def skorch_net(args, X, y, callbacks="floor", max_epochs=1):
     from skorch import NeuralNetClassifier
 
     n_classes = int(y.max()) + 1
-    module, module_kwargs = module_spec(args.module, X, n_classes)
+    module, module_kwargs = module_spec(X, n_classes, args.module)
     batch_size = min(args.batch_size, len(X))
     net = NeuralNetClassifier(
         module,
@@ -264,47 +263,6 @@ def time_both(args, X, y) -> tuple[dict, dict, dict]:
 # -- memory -------------------------------------------------------------------
 
 
-def _proc_status() -> dict[str, int]:
-    with open("/proc/self/status") as status:
-        fields = dict(line.split(":", 1) for line in status if ":" in line)
-    return {k: int(fields[k].split()[0]) * 1024 for k in ("VmRSS", "VmHWM", "RssAnon")}
-
-
-class _PeakSampler:
-    """Samples the resident set every 10 ms in a thread, for the anonymous peak."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.peak = {"VmRSS": 0, "RssAnon": 0}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.01):
-            status = _proc_status()
-            for key in self.peak:
-                self.peak[key] = max(self.peak[key], status[key])
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's high-water mark of the resident set to its current size."""
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def _memory_fit(args, X, y, max_epochs=2):
     n_classes = int(y.max()) + 1
     if args.memory_method == "skorch":
@@ -336,20 +294,20 @@ def memory_child(args) -> dict:
     """
     import gc
 
-    imported = _proc_status()
+    imported = read_status()
     X, y = load_data(args.dataset, args.n)
     rng = np.random.RandomState(0)
     X_tiny = rng.rand(64, *X.shape[1:]).astype(np.float32)
     _memory_fit(args, X_tiny, np.arange(64) % (int(y.max()) + 1))
     del X_tiny
     gc.collect()
-    loaded = _proc_status()
-    hwm_reset = _reset_peak()
+    loaded = read_status()
+    hwm_reset = reset_peak_rss()
     start = time.perf_counter()
-    with _PeakSampler() as sampler:
+    with PeakSampler() as sampler:
         clf = _memory_fit(args, X, y)
     fit_s = time.perf_counter() - start
-    after = _proc_status()
+    after = read_status()
     nets = [clf] if args.memory_method == "skorch" else [clf.net1_, clf.net2_]
     model_bytes = sum(
         t.numel() * t.element_size()
@@ -388,7 +346,8 @@ def measure_memory(args) -> dict:
     """Run :func:`memory_child` in a fresh interpreter and return its report."""
     command = [
         sys.executable,
-        __file__,
+        "-m",
+        "benchmarks.speed",
         "--memory-child",
         f"--dataset={args.dataset}",
         f"--n={args.n}",
@@ -405,6 +364,7 @@ def measure_memory(args) -> dict:
             check=True,
             capture_output=True,
             text=True,
+            cwd=ROOT,
         ).stdout
         reports[method] = json.loads(output.strip().splitlines()[-1])
     # the plain skorch fit of the same module and data, for comparison
@@ -412,26 +372,6 @@ def measure_memory(args) -> dict:
 
 
 # -- report -------------------------------------------------------------------
-
-
-def machine_info() -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(
-                line.split(":", 1)[1].strip() for line in info if "model name" in line
-            )
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "cuda": torch.cuda.is_available(),
-    }
 
 
 def print_summary(result: dict) -> None:
@@ -490,8 +430,7 @@ def main(argv=None) -> dict:
         print(json.dumps(memory_child(args)))
         return {}
     result = {
-        "command": "python benchmarks/speed.py "
-        + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": command_line("benchmarks.speed", argv),
         "config": {
             k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
         },
@@ -507,9 +446,7 @@ def main(argv=None) -> dict:
     if args.memory or args.memory_only:
         result["memory"] = measure_memory(args)
     result["loadavg_after"] = os.getloadavg()
-    out = args.out or default_out(args)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out = write_json(args.out or default_out(args), result)
     print_summary(result)
     print(f"wrote {out}")
     return result

@@ -3,17 +3,17 @@
 The tables go between two HTML comments in the page, so the prose around them
 stays as written::
 
-    python benchmarks/speed_report.py            # all results/speed_*.json
+    python -m benchmarks.speed_report            # all results/speed_*.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "benchmarks" / "results"
+from ._common import RESULTS_DIR, ROOT
+
 PAGE = ROOT / "docs" / "performance.md"
 START, END = "<!-- speed-tables:start -->", "<!-- speed-tables:end -->"
 PROFILE_START = "<!-- speed-profile:start -->"
@@ -198,20 +198,27 @@ def _replace(page: str, start: str, end: str, body: str) -> str:
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
-def main(paths: list[str] | None = None) -> None:
-    files = (
-        [Path(p) for p in paths] if paths else sorted(RESULTS_DIR.glob("speed_*.json"))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="result files (default: results/speed_*.json)",
     )
+    parser.add_argument("--page", type=Path, default=PAGE, help="page to update")
+    args = parser.parse_args(argv)
+    files = args.paths or sorted(RESULTS_DIR.glob("speed_*.json"))
     loaded = [json.loads(path.read_text()) for path in files]
     results = [r for r in loaded if "config" in r]
     profiles = [r for r in loaded if "phases" in r]
-    page = _replace(PAGE.read_text(), START, END, render(results))
+    page = _replace(args.page.read_text(), START, END, render(results))
     if profiles:
         body = "\n".join(profile_table(profiles)).rstrip()
         page = _replace(page, PROFILE_START, PROFILE_END, body)
-    PAGE.write_text(page)
-    print(f"updated {PAGE} from {len(loaded)} result files")
+    args.page.write_text(page)
+    print(f"updated {args.page} from {len(loaded)} result files")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or None)
+    main()

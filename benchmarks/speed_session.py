@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 from skorch.callbacks import Callback
-from speed_floor import (
+
+from .speed_floor import (
     EpochPasses,
     Floor,
     mixmatch_passes,

@@ -29,7 +29,7 @@ Cases:
 
 Fitted evidence is cached under ``benchmarks/cache/verdict/`` so that the
 thresholds can be re-judged without refitting (``--refit`` ignores the
-cache). Run with ``nice -n 10 python benchmarks/verdict_calibration.py
+cache). Run with ``nice -n 10 python -m benchmarks.verdict_calibration
 [case ...]``; a digits case takes 10-20 s on two idle CPU cores, the CIFAR
 one about three minutes.
 
@@ -45,7 +45,6 @@ import argparse
 import pickle
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,8 +54,10 @@ from sklearn_dividemix import DivideMixClassifier, _epochs, make_noisy_labels
 from sklearn_dividemix._division import estimate_noise_rate
 from sklearn_dividemix._verdict import judge_fit
 
-CACHE = Path(__file__).resolve().parent / "cache" / "verdict"
-CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10.npz"
+from ._common import CACHE_DIR, DATA_DIR
+
+CACHE = CACHE_DIR / "verdict"
+CIFAR = DATA_DIR / "cifar10.npz"
 
 
 def _digits(noise_rate, seed, n_samples=None, kind="symmetric", scale=16):

@@ -7,13 +7,15 @@ that the quick mode and the memory measurement produce complete JSON.
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from benchmarks import speed, speed_floor
 from sklearn_dividemix import SmallCNNClassifierModule
-from sklearn_dividemix._training import _batches
+from sklearn_dividemix._distributed import SingleProcess
+from sklearn_dividemix._training import TrainingData
 
 PHASE_KEYS = {"epochs", "measured_epochs", "actual_s", "floor_s", "efficiency"}
 PHASE_KEYS |= {"actual_cpu_s", "floor_cpu_s", "efficiency_cpu"}
@@ -23,7 +25,9 @@ PHASE_KEYS |= {"actual_cpu_s", "floor_cpu_s", "efficiency_cpu"}
 @pytest.mark.parametrize("batch_size", [1, 16])
 def test_batch_sizes_are_the_training_loops_batches(n, batch_size):
     # The floor re-derives the loop's batching (last batch of one dropped).
-    loop = [len(b) for b in _batches(torch.arange(n), batch_size)]
+    # TrainingData.batches reads only the batch size and the processes
+    settings = SimpleNamespace(batch_size=batch_size, replicas=SingleProcess())
+    loop = [len(b) for b in TrainingData.batches(settings, torch.arange(n))]
     assert speed_floor.batch_sizes(n, batch_size) == loop
 
 
