@@ -14,6 +14,10 @@ Three parts, one summary table, one JSON file
 3. **Quality**: full CIFAR-10 at symmetric 50 % noise, DivideMix against plain
    cross-entropy (the same estimator with warm-up only: same network,
    augmentation and schedule), for as many epochs as ``--epochs`` says.
+4. **Per-row costs** of ResNet-18 on 224x224 images (bf16 autocast,
+   channels-last): seconds per training row, per no-grad forward row and per
+   eval row, the inputs of ``python -m benchmarks.scaling_estimate --costs
+   measured`` (the estimate for a million images on 8 GPUs).
 
 ``--smoke`` runs everything small on the CPU (the CUDA-only checks report
 "skipped: no CUDA") so the script is tested before a GPU is at hand::
@@ -214,6 +218,54 @@ def run_quality(X, y, X_test, y_test, epochs: int, warmup: int) -> list[dict]:
     return rows
 
 
+def _seconds_per_row(step, batch: int, repeats: int) -> float:
+    for _ in range(2):  # cuDNN autotuning and allocator warm-up
+        step()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / (repeats * batch)
+
+
+def run_row_costs(size: int, batch: int, repeats: int) -> dict:
+    """ResNet-18 seconds per row: train step, no-grad (train mode), eval."""
+    from torchvision.models import resnet18
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = resnet18(num_classes=1000).to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    X = torch.randn(batch, 3, size, size, device=device)
+    X = X.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (batch,), device=device)
+    autocast = torch.autocast(device_type=device, dtype=torch.bfloat16)
+
+    def train():
+        model.train()
+        with autocast:
+            loss = torch.nn.functional.cross_entropy(model(X).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def forward(training: bool):
+        model.train(training)
+        with torch.no_grad(), autocast:
+            model(X)
+
+    return {
+        "image_size": size,
+        "batch": batch,
+        "device": device,
+        "train_s": _seconds_per_row(train, batch, repeats),
+        "no_grad_s": _seconds_per_row(lambda: forward(True), batch, repeats),
+        "eval_s": _seconds_per_row(lambda: forward(False), batch, repeats),
+    }
+
+
 def summary(result: dict) -> str:
     lines = ["| part | item | result | detail |", "|---|---|---|---|"]
     for row in result["checks"]:
@@ -228,6 +280,12 @@ def summary(result: dict) -> str:
             f"| quality | {row['method']}, sym 50 %, {row['epochs']} epochs | "
             f"{row['test_accuracy']:.4f} | {row['seconds']:.0f} s |"
         )
+    costs = result["row_costs"]
+    lines.append(
+        f"| row costs | ResNet-18 {costs['image_size']}px, batch {costs['batch']} | "
+        f"train {costs['train_s'] * 1e3:.3f} ms/row | no-grad "
+        f"{costs['no_grad_s'] * 1e3:.3f}, eval {costs['eval_s'] * 1e3:.3f} ms/row |"
+    )
     return "\n".join(lines)
 
 
@@ -251,6 +309,7 @@ def main(argv=None) -> dict:
         "checks": run_checks(X[:2048], y[:2048]),
         "speed": run_speed(min(n_train, 50000), args.speed_epochs),
         "quality": run_quality(X, y, X_test, y_test, args.epochs, args.warmup),
+        "row_costs": run_row_costs(*((64, 4, 2) if args.smoke else (224, 256, 20))),
     }
     result["seconds"] = time.perf_counter() - start
     name = "gpu_check_smoke.json" if args.smoke else "gpu_check.json"

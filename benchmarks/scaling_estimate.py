@@ -18,8 +18,8 @@ divided among ``k`` data-parallel processes, this gives the fit's time; the
 data side is the number of samples decoded per epoch. Per-row costs come from
 this machine's CPU measurement (``--costs cpu``: the ResNet-18 run of the
 speed benchmark, scaled by the pixel ratio) or from the assumed GPU costs
-below (``--costs gpu``), which are *not measured here* (no GPU): replace them
-with measured ones when a GPU is at hand.
+below (``--costs gpu``), which are *not measured here* (no GPU); with
+``--costs measured``, those ``benchmarks.gpu_check`` measured on a GPU.
 
 Usage (from the repository root)::
 
@@ -86,6 +86,22 @@ def cpu_costs(path: Path = CPU_SPEED_JSON, pixel_ratio: float = 49.0) -> RowCost
     )
 
 
+def measured_costs(path: Path = RESULTS_DIR / "gpu_check.json") -> RowCosts:
+    """Per-row costs that ``benchmarks.gpu_check`` measured on a GPU."""
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: run `python -m benchmarks.gpu_check` on a GPU "
+            "machine first (it has not run here: no GPU)."
+        )
+    costs = json.loads(path.read_text())["row_costs"]
+    return RowCosts(
+        costs["train_s"],
+        costs["no_grad_s"],
+        costs["eval_s"],
+        source=f"gpu_check on {costs['device']}, {costs['image_size']}px",
+    )
+
+
 def pass_counts(
     n: int, epochs: int, warmup_epochs: int, labeled_share: float
 ) -> dict[str, float]:
@@ -129,7 +145,9 @@ def memory_gib(
 
 
 def estimate(args) -> dict:
-    costs = cpu_costs() if args.costs == "cpu" else ASSUMED_GPU
+    costs = {"cpu": cpu_costs, "measured": measured_costs}.get(
+        args.costs, lambda: ASSUMED_GPU
+    )()
     counts = pass_counts(args.n, args.epochs, args.warmup_epochs, args.labeled_share)
     hours = fit_hours(counts, costs, args.gpus, args.efficiency)
     decode_rate = args.decode_per_core * args.cores
@@ -164,7 +182,7 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--cores", type=int, default=64, help="decoding CPU cores")
     parser.add_argument("--decode-per-core", type=float, default=400.0)
-    parser.add_argument("--costs", choices=("gpu", "cpu"), default="gpu")
+    parser.add_argument("--costs", choices=("gpu", "cpu", "measured"), default="gpu")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     result = estimate(args)
