@@ -15,7 +15,7 @@ once per division:
 
 ``global``, ``per_class`` and ``balanced`` are the estimator's ``division``
 options; ``per_class_raw`` runs ``division='per_class'`` with the splitter
-swapped for the fit (``_training._SPLITTERS``). Every finished run is
+swapped for the fit (``_eval_pass._SPLITTERS``). Every finished run is
 appended to a JSON-lines cache, so an interrupted benchmark resumes; at the
 end the runs go to ``benchmarks/results/long_tail.json`` and a table to
 ``docs/long_tail.md``.
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-import sklearn_dividemix._training as training_module
+import sklearn_dividemix._eval_pass as eval_pass_module
 from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 from sklearn_dividemix._class_division import MIN_CLASS_SIZE, divide_losses_per_class
 from sklearn_dividemix._division import divide_losses, normalize_losses
@@ -93,12 +93,12 @@ def load_long_tail(name: str, imbalance: float):
 @contextmanager
 def swapped_splitter(division: str, splitter):
     """Make the estimator's ``division`` use ``splitter`` during the block."""
-    original = training_module._SPLITTERS[division]
-    training_module._SPLITTERS[division] = splitter
+    original = eval_pass_module._SPLITTERS[division]
+    eval_pass_module._SPLITTERS[division] = splitter
     try:
         yield
     finally:
-        training_module._SPLITTERS[division] = original
+        eval_pass_module._SPLITTERS[division] = original
 
 
 def _f1(is_flipped, flagged, mask) -> float:

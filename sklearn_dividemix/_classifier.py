@@ -207,7 +207,7 @@ class DivideMixClassifier(
         so when a process group of more than one process is initialised;
         ``True`` also initialises it from a ``torchrun`` launch (NCCL on
         CUDA, gloo on the CPU); ``False`` always fits in this process alone.
-        See :doc:`scaling`.
+        See :doc:`/scaling`.
     random_state : int, RandomState instance or None, default=None
         Controls weight initialisation, data order, augmentation, mixup and
         the mixtures. Pass an int for reproducible output across multiple

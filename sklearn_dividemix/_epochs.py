@@ -25,16 +25,10 @@ from ._division import (
     estimate_noise_rate,
     warmup_should_continue,
 )
+from ._eval_pass import compute_divisions, divide, eval_pass
 from ._losses import linear_rampup
 from ._progress import EpochReporter
-from ._training import (
-    TrainingData,
-    compute_divisions,
-    divide,
-    eval_pass,
-    run_mixmatch_epoch,
-    run_warmup_epoch,
-)
+from ._training import TrainingData, run_mixmatch_epoch, run_warmup_epoch
 
 __all__ = [
     "DivisionWarning",

@@ -4,7 +4,7 @@ falling back to a net's last bimodal division."""
 import numpy as np
 import pytest
 
-from sklearn_dividemix import DivideMixClassifier, _epochs, _training
+from sklearn_dividemix import DivideMixClassifier, _epochs, _eval_pass
 from sklearn_dividemix._division import (
     MIN_SEPARATION,
     Division,
@@ -101,7 +101,7 @@ def _scripted_divisions(monkeypatch, separations):
         return _division(clean, float(next(calls, 3.0)))
 
     # the divisions of every epoch
-    monkeypatch.setattr(_training, "divide", fake)
+    monkeypatch.setattr(_eval_pass, "divide", fake)
     # the final division, after the last epoch
     monkeypatch.setattr(_epochs, "divide", fake)
 

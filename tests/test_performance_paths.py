@@ -18,17 +18,14 @@ from threadpoolctl import threadpool_info
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sklearn_dividemix import DivideMixClassifier, SmallCNNClassifierModule, _training
+from sklearn_dividemix import DivideMixClassifier, SmallCNNClassifierModule, _eval_pass
 from sklearn_dividemix._augment import GaussianJitter, RandomCropFlip
 from sklearn_dividemix._data import ArraySource
 from sklearn_dividemix._division import LossWindow, divide_losses, normalize_losses
+from sklearn_dividemix._eval_pass import compute_divisions
 from sklearn_dividemix._layout import Preprocess
 from sklearn_dividemix._setup import build_net
-from sklearn_dividemix._training import (
-    TrainingData,
-    compute_divisions,
-    run_warmup_epoch,
-)
+from sklearn_dividemix._training import TrainingData, run_warmup_epoch
 
 FAST = {"max_epochs": 2, "warmup_epochs": 1, "batch_size": 16, "random_state": 0}
 # Tensor methods that make the host wait for the device.
@@ -329,7 +326,7 @@ def test_division_mixture_runs_on_one_openmp_thread(monkeypatch):
         )
         return divide_losses(losses, random_state=random_state)
 
-    monkeypatch.setattr(_training, "divide_losses", recording)
+    monkeypatch.setattr(_eval_pass, "divide_losses", recording)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

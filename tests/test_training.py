@@ -19,13 +19,12 @@ from sklearn_dividemix._division import (
     divide_losses,
     normalize_losses,
 )
+from sklearn_dividemix._eval_pass import compute_divisions, eval_pass
 from sklearn_dividemix._layout import Preprocess
 from sklearn_dividemix._mixmatch import sharpen
 from sklearn_dividemix._setup import build_net
 from sklearn_dividemix._training import (
     TrainingData,
-    compute_divisions,
-    eval_pass,
     make_mixmatch_batch,
     run_mixmatch_epoch,
     run_warmup_epoch,
