@@ -54,10 +54,14 @@ Shared by every method: SGD with momentum 0.9 and weight decay 5e-4, the
 learning rate divided by 10 halfway through, the same batch size and epochs.
 Training batches of every method go through the same augmentation object
 (DivideMix's `augment="auto"`: Gaussian jitter of 10 % of each feature's
-standard deviation for flattened inputs, random 4-pixel crops plus horizontal
-flips for CIFAR-10); the skorch nets apply it inside an `AugmentedModule`
-wrapper in train mode only. Train and test subsets are stratified and fixed
-(seed 0); a run's seed draws the label noise and everything random in
+standard deviation for flattened inputs, random 4-pixel crops for the grey
+28x28 images, crops plus horizontal flips for CIFAR-10); the skorch nets
+apply it inside an `AugmentedModule` wrapper in train mode only. Every
+method sees the same input: image pixels standardised per channel (CIFAR-10
+with the statistics of its full training set, the grey images with those of
+the training subset, which is what DivideMix's `normalize='auto'` would do
+itself), feature vectors in [0, 1]. Train and test subsets are stratified and
+fixed (seed 0); a run's seed draws the label noise and everything random in
 training.
 
 Noise: `make_noisy_labels`. **Symmetric** is the paper's definition: the
