@@ -158,35 +158,29 @@ class DataParallel:
         self._dist.all_reduce(total, group=self.group)
         return total
 
+    def _averaged(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Element-wise means over the processes, one collective for all."""
+        flat = torch.cat([t.reshape(-1) for t in tensors])
+        self._dist.all_reduce(flat, group=self.group)
+        flat /= self.world_size
+        chunks = flat.split([t.numel() for t in tensors])
+        return [c.view_as(t) for c, t in zip(chunks, tensors, strict=True)]
+
     def average_gradients(self, module: nn.Module) -> None:
         params = [p for p in module.parameters() if p.requires_grad]
+        if not params:
+            return
         # A parameter without a gradient on one rank must still take part,
         # or the flattened buffers would not line up across ranks.
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
-        if not grads:
-            return
-        # One collective per step instead of one per parameter tensor.
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        self._dist.all_reduce(flat, group=self.group)
-        flat /= self.world_size
-        offset = 0
-        for param, grad in zip(params, grads, strict=True):
-            size = grad.numel()
-            param.grad = flat[offset : offset + size].view_as(grad).clone()
-            offset += size
+        for param, grad in zip(params, self._averaged(grads), strict=True):
+            param.grad = grad
 
     def average_buffers(self, module: nn.Module) -> None:
         buffers = [b for b in module.buffers() if b.is_floating_point()]
-        if not buffers:
-            return
-        flat = torch.cat([b.reshape(-1) for b in buffers])
-        self._dist.all_reduce(flat, group=self.group)
-        flat /= self.world_size
-        offset = 0
-        for buffer in buffers:
-            size = buffer.numel()
-            buffer.copy_(flat[offset : offset + size].view_as(buffer))
-            offset += size
+        if buffers:
+            for buffer, mean in zip(buffers, self._averaged(buffers), strict=True):
+                buffer.copy_(mean)
 
     def broadcast_module(self, module: nn.Module) -> None:
         source = 0 if self.group is None else self._dist.get_global_rank(self.group, 0)
