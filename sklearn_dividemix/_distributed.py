@@ -164,17 +164,19 @@ class DataParallel:
         self._dist.all_reduce(flat, group=self.group)
         flat /= self.world_size
         chunks = flat.split([t.numel() for t in tensors])
-        return [c.view_as(t) for c, t in zip(chunks, tensors, strict=True)]
+        return [c.view_as(t).to(t.dtype) for c, t in zip(chunks, tensors, strict=True)]
 
     def average_gradients(self, module: nn.Module) -> None:
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
             return
-        # A parameter without a gradient on one rank must still take part,
-        # or the flattened buffers would not line up across ranks.
+        # A parameter without a gradient still takes part (as zeros), or the
+        # flattened buffers would not line up across ranks; it keeps no
+        # gradient, so that the optimizer skips it as it would alone.
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
         for param, grad in zip(params, self._averaged(grads), strict=True):
-            param.grad = grad
+            if param.grad is not None:
+                param.grad = grad
 
     def average_buffers(self, module: nn.Module) -> None:
         buffers = [b for b in module.buffers() if b.is_floating_point()]

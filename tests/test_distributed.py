@@ -68,6 +68,16 @@ def test_distributed_true_outside_torchrun_says_how(monkeypatch):
         DivideMixClassifier(distributed=True, max_epochs=1).fit(X, np.arange(40) % 2)
 
 
+class _WithUnusedHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+        self.unused = nn.Linear(1, 1)
+
+    def forward(self, X):
+        return self.body(X)
+
+
 def _collectives(rank: int, world_size: int, store_path: str, out_dir: str):
     store = dist.FileStore(store_path, world_size)
     dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size)
@@ -78,15 +88,15 @@ def _collectives(rank: int, world_size: int, store_path: str, out_dir: str):
         # each rank's block holds its own row numbers, gathered in order
         gathered = replicas.gather_rows(torch.arange(first, last).float(), n)
         torch.manual_seed(rank)  # different weights and gradients per rank
-        module = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+        module = _WithUnusedHead()
         (module(torch.randn(5, 3)) * torch.randn(5, 2)).sum().backward()
         grads = [p.grad.clone() for p in module.parameters()]
-        bn = module[1]
+        bn = module.body[1]
         own_stats = [bn.running_mean.clone(), bn.running_var.clone()]
         replicas.average_gradients(module)
         replicas.average_buffers(module)
         averaged_stats = [bn.running_mean.clone(), bn.running_var.clone()]
-        own_weight = module[0].weight.detach().clone()
+        own_weight = module.body[0].weight.detach().clone()
         replicas.broadcast_module(module)
         torch.save(
             {
@@ -100,6 +110,7 @@ def _collectives(rank: int, world_size: int, store_path: str, out_dir: str):
                 "own_weight": own_weight,
                 "broadcast_state": list(module.state_dict().values()),
                 "sum": replicas.sum(torch.tensor([rank + 1.0])),
+                "unused_grad": module.unused.weight.grad,
             },
             os.path.join(out_dir, f"rank{rank}.pt"),
         )
@@ -121,6 +132,8 @@ def test_data_parallel_collectives_on_gloo(tmp_path):
     for r in ranks:
         assert r["gathered"].tolist() == list(range(7))
         assert r["sum"].item() == 3.0
+        # as alone, a parameter that got no gradient keeps none
+        assert r["unused_grad"] is None
     for i, (g0, g1) in enumerate(
         zip(ranks[0]["own_grads"], ranks[1]["own_grads"], strict=True)
     ):
