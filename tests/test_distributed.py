@@ -90,7 +90,7 @@ def _collectives(rank: int, world_size: int, store_path: str, out_dir: str):
         torch.manual_seed(rank)  # different weights and gradients per rank
         module = _WithUnusedHead()
         (module(torch.randn(5, 3)) * torch.randn(5, 2)).sum().backward()
-        grads = [p.grad.clone() for p in module.parameters()]
+        grads = [p.grad.clone() for p in module.body.parameters()]
         bn = module.body[1]
         own_stats = [bn.running_mean.clone(), bn.running_var.clone()]
         replicas.average_gradients(module)
@@ -104,7 +104,7 @@ def _collectives(rank: int, world_size: int, store_path: str, out_dir: str):
                 "shard": replicas.shard(torch.arange(9)),
                 "gathered": gathered,
                 "own_grads": grads,
-                "averaged_grads": [p.grad for p in module.parameters()],
+                "averaged_grads": [p.grad for p in module.body.parameters()],
                 "own_stats": own_stats,
                 "averaged_stats": averaged_stats,
                 "own_weight": own_weight,
