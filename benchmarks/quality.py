@@ -22,6 +22,7 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import sys
@@ -307,6 +308,14 @@ def _parse_args(argv):
         "--form", choices=("images", "vectors"), help="only image or vector suites"
     )
     parser.add_argument("--lr", type=float, help="override the shared lr")
+    parser.add_argument(
+        "--dividemix",
+        nargs="+",
+        metavar="NAME=VALUE",
+        default=[],
+        help="extra DivideMixClassifier parameters (a diagnostic variant, "
+        "cached under its own key), e.g. division=per_class",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--fresh", action="store_true", help="ignore the cache")
     parser.add_argument(
@@ -383,7 +392,25 @@ def _select_suites(args) -> tuple[Suite, ...]:
         suites = tuple(s for s in suites if _form(s) == args.form)
     if args.lr:
         suites = tuple(replace(s, budget=replace(s.budget, lr=args.lr)) for s in suites)
+    if args.dividemix:
+        extra = dict(_parse_param(text) for text in args.dividemix)
+        suites = tuple(
+            replace(s, budget=_with_dividemix(s.budget, extra)) for s in suites
+        )
     return suites
+
+
+def _with_dividemix(budget: Budget, extra: dict) -> Budget:
+    return replace(budget, dividemix={**budget.dividemix, **extra})
+
+
+def _parse_param(text: str) -> tuple[str, object]:
+    """``name=value`` with the value read as a Python literal when it is one."""
+    name, _, value = text.partition("=")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
 
 
 def main(argv=None) -> dict:
