@@ -10,25 +10,32 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from skorch.history import History
 
+from ._divider import Divider, notify_division
 from ._division import (
     Division,
     DivisionWarning,
-    LossWindow,
     auto_lambda_u,
     estimate_noise_rate,
     warmup_should_continue,
 )
-from ._eval_pass import compute_divisions, divide, eval_pass
+from ._eval_pass import eval_pass
+from ._fit_state import FitState, Phase
 from ._losses import linear_rampup
 from ._progress import EpochReporter
-from ._training import TrainingData, run_mixmatch_epoch, run_warmup_epoch
+from ._schedule import auto_rampup_epochs, auto_warmup_epochs, warmup_limit
+from ._training import (
+    TrainingData,
+    mixmatch_step_count,
+    run_mixmatch_epoch,
+    run_warmup_epoch,
+)
 
 __all__ = [
     "DivisionWarning",
@@ -51,22 +58,27 @@ class LoopSettings:
     p_threshold: float = 0.5
     temperature: float = 0.5
     alpha: float = 0.5
-    rampup_epochs: int = 16
+    # 'auto': resolved when warm-up ends, from the epochs left
+    rampup_epochs: int | str = 16
     lr_warmup_epochs: int = 0
     loss_window: int = 1
     confidence_penalty: bool = False
     division: str = "global"
+    steps_per_epoch: str = "labeled"
 
     @classmethod
     def from_params(cls, params: dict) -> LoopSettings:
         """From ``get_params()``, with the ``'auto'`` epoch counts resolved."""
         names = [name for name in cls.__dataclass_fields__ if name in params]
         values = {name: params[name] for name in names}
-        limit = values.get("max_warmup_epochs", "auto")
-        if limit == "auto":
-            # at least half of the budget is left for MixMatch
-            limit = values["max_epochs"] // 2
-        values["max_warmup_epochs"] = max(values["warmup_epochs"], limit)
+        max_epochs = values["max_epochs"]
+        if values.get("warmup_epochs", "auto") == "auto":
+            values["warmup_epochs"] = auto_warmup_epochs(max_epochs)
+        values["max_warmup_epochs"] = warmup_limit(
+            max_epochs,
+            values["warmup_epochs"],
+            values.get("max_warmup_epochs", "auto"),
+        )
         if values.get("lr_warmup_epochs", "auto") == "auto":
             # as lr='auto': the built-in small nets were tuned without it
             values["lr_warmup_epochs"] = 0 if params.get("module") is None else 1
@@ -85,45 +97,6 @@ class LoopResult:
     notes: list[str]
     first_noise_rates: list[float] | None
     stopped_in_warmup: bool
-
-
-@dataclass
-class _Phase:
-    """When warm-up ended, the ``lambda_u`` chosen then, the last good splits."""
-
-    warmup_end: int | None = None
-    lambda_u: float | None = None
-    # each net's share of unlabeled samples at the first division
-    first_noise_rates: list[float] | None = None
-    separation: float | None = None
-    # per net: (epoch, division) of its last bimodal division, or None
-    healthy: list = field(default_factory=lambda: [None, None])
-
-    def keep_healthy(self, divisions: list[Division], epoch: int):
-        """Replace each degenerate division by the net's last bimodal one.
-
-        A split of losses that are not bimodal is little better than chance
-        (at high noise it can swing to calling most wrong labels clean in one
-        epoch), and MixMatch would train the peer on it. The net's last
-        bimodal split, though older, is the better guess. Returns the
-        divisions to use and a note for each replacement.
-        """
-        kept, notes = [], []
-        for i, division in enumerate(divisions):
-            last = self.healthy[i]
-            if not division.degenerate:
-                self.healthy[i] = (epoch, division)
-                kept.append(division)
-            elif last is None:
-                kept.append(division)
-            else:
-                kept.append(last[1])
-                notes.append(
-                    f"net{i + 1}'s division: losses not bimodal (separation "
-                    f"{division.separation:.2f}); reusing its division of epoch "
-                    f"{last[0] + 1}"
-                )
-        return kept, notes
 
 
 def _division_notes(division: Division, name: str, p_threshold: float, n_classes: int):
@@ -171,7 +144,7 @@ def _warmup(settings: LoopSettings, nets, data, reporter, epoch) -> dict[str, An
 
 
 def _end_of_warmup(
-    settings: LoopSettings, nets, data, divisions, epoch, phase, reporter
+    settings: LoopSettings, nets, data, divisions, epoch, phase: Phase, reporter
 ):
     """A warm-up row while the divisions are not healthy yet, else None.
 
@@ -194,6 +167,9 @@ def _end_of_warmup(
     phase.first_noise_rates = [
         estimate_noise_rate([d], settings.p_threshold) for d in divisions
     ]
+    phase.rampup_epochs = settings.rampup_epochs
+    if settings.rampup_epochs == "auto":
+        phase.rampup_epochs = auto_rampup_epochs(settings.max_epochs - epoch)
     phase.lambda_u = settings.lambda_u
     if settings.lambda_u == "auto":
         noise_rate = estimate_noise_rate(divisions, settings.p_threshold)
@@ -202,7 +178,7 @@ def _end_of_warmup(
 
 
 def _mixmatch(
-    settings: LoopSettings, nets, data, divisions, epoch, reporter, phase
+    settings: LoopSettings, nets, data, divisions, epoch, reporter, phase: Phase
 ) -> dict[str, Any]:
     n_classes = data.n_classes
     threshold = settings.p_threshold
@@ -219,14 +195,22 @@ def _mixmatch(
         torch.as_tensor(d.clean_proba, dtype=torch.float32, device=data.y.device)
         for d in divisions[::-1]
     ]
-    n_steps = sum(-(-int((w > threshold).sum()) // data.batch_size) for w in peer_proba)
+    n_steps = sum(
+        mixmatch_step_count(
+            int((w > threshold).sum()),
+            len(data),
+            data.batch_size,
+            settings.steps_per_epoch,
+        )
+        for w in peer_proba
+    )
     reporter.start_epoch(n_steps, "mixmatch")
 
     def unlabeled_weight(fraction: float) -> float:
         ramp = linear_rampup(
             epoch + fraction,
             warmup_epochs=phase.warmup_end,
-            rampup_epochs=settings.rampup_epochs,
+            rampup_epochs=phase.rampup_epochs,
         )
         return phase.lambda_u * ramp
 
@@ -242,6 +226,7 @@ def _mixmatch(
             temperature=settings.temperature,
             alpha=settings.alpha,
             unlabeled_weight=unlabeled_weight,
+            steps_per_epoch=settings.steps_per_epoch,
             progress=reporter.step,
         )
         row[f"loss_net{i}"] = terms.pop("loss", float("nan"))
@@ -269,7 +254,32 @@ def _check_finite(row: dict, epoch: int, nets) -> None:
         )
 
 
-def _epoch(settings: LoopSettings, nets, data, windows, epoch, rng, reporter, phase):
+def _divide(settings, nets, data, divider, state: FitState, reporter):
+    """Co-divide: both divisions exist before either net trains this epoch.
+
+    Returns the divisions and a warm-up row while warm-up goes on, or the
+    divisions MixMatch trains on (a degenerate split replaced by the net's
+    last bimodal one) and the notes of the replacements.
+    """
+    epoch = state.epoch
+    seeds = [int(s) for s in state.rng.randint(2**31, size=2)]
+    losses = eval_pass(nets, data).losses
+    divisions = divider.divide_all(losses, state.windows, seeds)
+    phase = state.phase
+    row = _end_of_warmup(settings, nets, data, divisions, epoch, phase, reporter)
+    if row is None:
+        used, notes = phase.keep_healthy(divisions, epoch)
+        stage = "mixmatch"
+    else:
+        used, notes, stage = None, [], "warmup_check"
+    notify_division(
+        nets, epoch=epoch, stage=stage, losses=losses, divisions=divisions, used=used
+    )
+    return row, used, notes
+
+
+def _epoch(settings: LoopSettings, nets, data, divider, state: FitState, reporter):
+    epoch = state.epoch
     if epoch == settings.max_epochs // 2 and settings.lr_decay != 1.0 and epoch > 0:
         for net in nets:
             for group in net.optimizer_.param_groups:
@@ -280,13 +290,10 @@ def _epoch(settings: LoopSettings, nets, data, windows, epoch, rng, reporter, ph
     if epoch < settings.warmup_epochs:
         row = _warmup(settings, nets, data, reporter, epoch)
     else:
-        seeds = [int(s) for s in rng.randint(2**31, size=2)]
-        # Co-divide: both divisions exist before either net trains this epoch.
-        divisions = compute_divisions(nets, data, windows, seeds, settings.division)
-        row = _end_of_warmup(settings, nets, data, divisions, epoch, phase, reporter)
+        row, used, notes = _divide(settings, nets, data, divider, state, reporter)
         if row is None:
-            divisions, notes = phase.keep_healthy(divisions, epoch)
-            row = _mixmatch(settings, nets, data, divisions, epoch, reporter, phase)
+            phase = state.phase
+            row = _mixmatch(settings, nets, data, used, epoch, reporter, phase)
             row["notes"] += notes
     for i, net in enumerate(nets, start=1):
         net.history.record("train_loss", row[f"loss_net{i}"])
@@ -297,7 +304,7 @@ def _epoch(settings: LoopSettings, nets, data, windows, epoch, rng, reporter, ph
     return row
 
 
-def _final_division(nets, data, windows, seeds, phase, settings):
+def _final_division(nets, data, divider, state: FitState, seeds, settings):
     """The division behind ``clean_proba_``, and what else the final pass gives.
 
     One eval pass gives both nets' losses, their mean softmax and their
@@ -305,20 +312,17 @@ def _final_division(nets, data, windows, seeds, phase, settings):
     bimodal division (and a note says so).
     """
     final = eval_pass(nets, data, with_proba=True)
-    labels = data.y.cpu().numpy() if settings.division != "global" else None
-    divisions = [
-        divide(
-            loss,
-            window,
-            int(seed),
-            division=settings.division,
-            labels=labels,
-            n_classes=data.n_classes,
-        )
-        for loss, window, seed in zip(final.losses, windows, seeds, strict=True)
-    ]
-    divisions, notes = phase.keep_healthy(divisions, settings.max_epochs)
-    return divisions, final, [f"final {note}" for note in notes]
+    divisions = divider.divide_all(final.losses, state.windows, seeds)
+    used, notes = state.phase.keep_healthy(divisions, settings.max_epochs)
+    notify_division(
+        nets,
+        epoch=state.epoch,
+        stage="final",
+        losses=final.losses,
+        divisions=divisions,
+        used=used,
+    )
+    return used, final, [f"final {note}" for note in notes]
 
 
 def run_epochs(
@@ -345,29 +349,33 @@ def run_epochs(
 
 
 def _run_epochs(settings, nets, data, reporter, final_seeds) -> LoopResult:
-    history = History()
-    windows = [LossWindow(settings.loss_window) for _ in nets]
-    rng = np.random.RandomState(int(data.rng.randint(2**31)))
-    phase = _Phase()
+    labels = data.y.cpu().numpy()
+    divider = Divider(settings.division, labels, data.n_classes)
+    state = FitState.start(
+        len(nets), settings.loss_window, int(data.rng.randint(2**31))
+    )
+    history = state.history
     for net in nets:
         net.notify("on_train_begin", X=None, y=None)
-    for epoch in range(settings.max_epochs):
+    while state.epoch < settings.max_epochs:
+        epoch = state.epoch
         start = time.perf_counter()
         try:
-            row = _epoch(settings, nets, data, windows, epoch, rng, reporter, phase)
+            row = _epoch(settings, nets, data, divider, state, reporter)
         except KeyboardInterrupt:
             reporter.close()
-            name = "warmup" if phase.warmup_end is None else "mixmatch"
+            name = "warmup" if state.phase.warmup_end is None else "mixmatch"
             history.append({"epoch": epoch + 1, "phase": name, "interrupted": True})
             break
         row = {"epoch": epoch + 1, **row, "dur": time.perf_counter() - start}
         _check_finite(row, epoch + 1, nets)
         history.append(row)
+        state.epoch += 1
         reporter.end_epoch(row, len(data))
     for net in nets:
         net.notify("on_train_end", X=None, y=None)
     divisions, final, final_notes = _final_division(
-        nets, data, windows, final_seeds, phase, settings
+        nets, data, divider, state, final_seeds, settings
     )
     notes = [note for row in history for note in row.get("notes", [])]
     return LoopResult(
@@ -376,6 +384,6 @@ def _run_epochs(settings, nets, data, reporter, final_seeds) -> LoopResult:
         train_proba=final.proba,
         predictions=final.predictions,
         notes=notes + final_notes,
-        first_noise_rates=phase.first_noise_rates,
-        stopped_in_warmup=phase.warmup_end is None,
+        first_noise_rates=state.phase.first_noise_rates,
+        stopped_in_warmup=state.phase.warmup_end is None,
     )

@@ -1,30 +1,28 @@
 """Eval-mode passes over the training data, and the division they feed.
 
 Once per epoch (and once at the end of the fit) both nets read every training
-sample in eval mode; the per-sample losses are normalised, averaged over the
-loss window and split by a two-component Gaussian mixture (co-divide). In a
+sample in eval mode; the per-sample losses go to the fit's
+:class:`~._divider.Divider` (co-divide). In a
 data-parallel fit each process evaluates its block of rows and the blocks are
 gathered (see ``_distributed``), so every process fits the same mixtures.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from threadpoolctl import ThreadpoolController
 
-from ._class_division import divide_losses_balanced, divide_losses_per_class
 from ._distributed import Replicas
-from ._division import Division, LossWindow, divide_losses, normalize_losses
+from ._divider import Divider
+from ._division import Division, LossWindow
 from ._net import DivideMixNet
 from ._training import TrainingData
 
-__all__ = ["EvalPass", "compute_divisions", "divide", "eval_pass"]
+__all__ = ["EvalPass", "compute_divisions", "eval_pass"]
 
 
 @dataclass
@@ -103,64 +101,17 @@ def _gathered(
     return result
 
 
-# division= -> how one net's normalised losses are split.
-_SPLITTERS = {
-    "per_class": divide_losses_per_class,
-    "balanced": divide_losses_balanced,
-}
-
-
-def divide(
-    losses: np.ndarray,
-    window: LossWindow,
-    random_state: int,
-    *,
-    division: str = "global",
-    labels: np.ndarray | None = None,
-    n_classes: int | None = None,
-) -> Division:
-    """Normalise, average over the window and split one net's losses.
-
-    ``division='global'`` is the paper's one mixture over all samples;
-    ``'per_class'`` and ``'balanced'`` split within each given class
-    (``labels``, encoded) for class-imbalanced data.
-    """
-    averaged = window.update(normalize_losses(losses))
-    # The mixture is fitted to one column of numbers: scikit-learn's OpenMP
-    # threads (its k-means initialisation) gain nothing there and, next to
-    # torch's, wait on each other; one thread makes the fit 2-10x faster and
-    # changes no result.
-    with _openmp_controller().limit(limits=1, user_api="openmp"):
-        if division == "global":
-            return divide_losses(averaged, random_state=random_state)
-        split = _SPLITTERS[division]
-        return split(averaged, labels, n_classes=n_classes, random_state=random_state)
-
-
 def compute_divisions(
     nets: Sequence[DivideMixNet],
     data: TrainingData,
     windows: Sequence[LossWindow],
     seeds: Sequence[int],
-    division: str = "global",
+    divider: Divider | None = None,
 ) -> list[Division]:
-    """Each net's per-sample losses split by a two-component GMM (co-divide)."""
-    losses = eval_pass(nets, data).losses
-    labels = data.y.cpu().numpy() if division != "global" else None
-    return [
-        divide(
-            loss,
-            window,
-            seed,
-            division=division,
-            labels=labels,
-            n_classes=data.n_classes,
-        )
-        for loss, window, seed in zip(losses, windows, seeds, strict=True)
-    ]
+    """Each net's per-sample losses split by ``divider`` (co-divide).
 
-
-@functools.cache
-def _openmp_controller() -> ThreadpoolController:
-    # Scanning the loaded libraries takes milliseconds: do it once.
-    return ThreadpoolController()
+    ``divider`` defaults to the paper's global mixture.
+    """
+    if divider is None:
+        divider = Divider("global", data.y.cpu().numpy(), data.n_classes)
+    return divider.divide_all(eval_pass(nets, data).losses, windows, seeds)

@@ -26,6 +26,7 @@ from ._net import DivideMixNet, MixMatchBatch, WarmupBatch
 
 __all__ = [
     "TrainingData",
+    "mixmatch_step_count",
     "run_mixmatch_epoch",
     "run_warmup_epoch",
 ]
@@ -171,16 +172,12 @@ def run_warmup_epoch(
     return totals.means(data.replicas)
 
 
-def _unlabeled_stream(
-    data: TrainingData, unlabeled: torch.Tensor, length: int
-) -> torch.Tensor:
-    """Cycle fresh permutations of the unlabeled set to ``length`` indices."""
-    if len(unlabeled) == 0:
-        return unlabeled
-    repeats = math.ceil(length / len(unlabeled))
-    return torch.cat(
-        [unlabeled[data.permutation(len(unlabeled))] for _ in range(repeats)]
-    )
+def _cycled(data: TrainingData, index: torch.Tensor, length: int) -> torch.Tensor:
+    """Cycle fresh permutations of ``index`` to ``length`` indices."""
+    if len(index) == 0:
+        return index
+    repeats = math.ceil(length / len(index))
+    return torch.cat([index[data.permutation(len(index))] for _ in range(repeats)])
 
 
 def _four_views(
@@ -244,28 +241,47 @@ def make_mixmatch_batch(
     )
 
 
+def mixmatch_step_count(n_labeled: int, n: int, batch_size: int, steps: str) -> int:
+    """Steps of one net's MixMatch epoch.
+
+    ``'labeled'`` (the paper's): one pass over the labeled set, so every
+    sample called noisy removes updates; ``'all'`` (PES, Bai et al. 2021):
+    ``ceil(n / batch_size)`` steps whatever the split, the labeled set
+    cycled, so that a large unlabeled set does not starve a short budget.
+    An empty labeled set gives one pass over the unlabeled set either way.
+    """
+    if steps == "all" or n_labeled == 0:
+        return math.ceil(n / batch_size)
+    return math.ceil(n_labeled / batch_size)
+
+
 def _mixmatch_steps(
-    data: TrainingData, clean_proba: torch.Tensor, p_threshold: float
+    data: TrainingData, clean_proba: torch.Tensor, p_threshold: float, steps: str
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The (labeled, unlabeled) index pairs of one epoch, drawn up front.
 
-    One pass over the labeled set, each labeled mini-batch paired with an
-    unlabeled one of the same size; an empty labeled set is replaced by one
-    pass over the unlabeled set.
+    Each labeled mini-batch is paired with an unlabeled one of the same size
+    (see :func:`mixmatch_step_count` for how many); with ``'all'`` the
+    labeled set is cycled like the unlabeled one.
     """
     is_labeled = clean_proba > p_threshold
     labeled = is_labeled.nonzero().flatten()
     unlabeled = (~is_labeled).nonzero().flatten()
-    labeled_batches = data.batches(labeled[data.permutation(len(labeled))])
+    if steps == "all" and len(labeled):
+        n_steps = mixmatch_step_count(len(labeled), len(data), data.batch_size, steps)
+        order = _cycled(data, labeled, n_steps * data.batch_size)
+        labeled_batches = data.batches(order[: n_steps * data.batch_size])
+    else:
+        labeled_batches = data.batches(labeled[data.permutation(len(labeled))])
     n_steps = len(labeled_batches) or math.ceil(len(unlabeled) / data.batch_size)
-    stream = _unlabeled_stream(data, unlabeled, n_steps * data.batch_size)
-    steps = []
+    stream = _cycled(data, unlabeled, n_steps * data.batch_size)
+    steps_list = []
     for step in range(n_steps):
         lab = labeled_batches[step] if labeled_batches else labeled[:0]
         size = len(lab) if len(lab) else data.batch_size
         start = step * data.batch_size
-        steps.append((lab, stream[start : start + size]))
-    return steps
+        steps_list.append((lab, stream[start : start + size]))
+    return steps_list
 
 
 def run_mixmatch_epoch(
@@ -278,6 +294,7 @@ def run_mixmatch_epoch(
     temperature: float,
     alpha: float,
     unlabeled_weight: Callable[[float], float],
+    steps_per_epoch: str = "labeled",
     progress: Callable | None = None,
 ) -> dict[str, float]:
     """Train ``net`` for one epoch on the division made by ``peer``.
@@ -290,7 +307,7 @@ def run_mixmatch_epoch(
     shard = data.replicas.shard
     steps = [
         (shard(lab), shard(unl))
-        for lab, unl in _mixmatch_steps(data, clean_proba, p_threshold)
+        for lab, unl in _mixmatch_steps(data, clean_proba, p_threshold, steps_per_epoch)
     ]
     inputs = data.source.batches([torch.cat(pair) for pair in steps])
     totals = _EpochTotals()

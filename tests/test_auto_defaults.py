@@ -4,7 +4,7 @@ falling back to a net's last bimodal division."""
 import numpy as np
 import pytest
 
-from sklearn_dividemix import DivideMixClassifier, _epochs, _eval_pass
+from sklearn_dividemix import DivideMixClassifier, _divider
 from sklearn_dividemix._division import (
     MIN_SEPARATION,
     Division,
@@ -12,6 +12,7 @@ from sklearn_dividemix._division import (
     estimate_noise_rate,
     warmup_should_continue,
 )
+from sklearn_dividemix._fit_state import Phase
 
 TINY = dict(batch_size=32, lr=0.1, random_state=0, module__hidden_units=16)
 
@@ -71,7 +72,7 @@ def test_warmup_should_continue(separation, previous, epoch, limit, expected):
 
 
 def test_keep_healthy_reuses_the_last_bimodal_division():
-    phase = _epochs._Phase()
+    phase = Phase()
     good = [_division([0.9, 0.1], 3.0), _division([0.8, 0.2], 2.5)]
     kept, notes = phase.keep_healthy(good, epoch=10)
     assert kept == good and notes == []
@@ -85,7 +86,7 @@ def test_keep_healthy_reuses_the_last_bimodal_division():
 
 
 def test_keep_healthy_keeps_a_degenerate_division_without_a_better_one():
-    phase = _epochs._Phase()
+    phase = Phase()
     bad = [_division([0.6, 0.6], 1.2), _division([0.6, 0.6], 0.5)]
     kept, notes = phase.keep_healthy(bad, epoch=10)
     assert kept == bad and notes == []
@@ -95,22 +96,20 @@ def _scripted_divisions(monkeypatch, separations):
     """Make each net's division have the given separations, in turn."""
     calls = iter(np.repeat(separations, 2))  # the two nets of each epoch
 
-    def fake(losses, window, random_state, **kwargs):
+    def fake(self, losses, window, random_state):
         n = len(losses)
         clean = np.r_[np.full(n // 2, 0.9), np.full(n - n // 2, 0.1)]
         return _division(clean, float(next(calls, 3.0)))
 
-    # the divisions of every epoch
-    monkeypatch.setattr(_eval_pass, "divide", fake)
-    # the final division, after the last epoch
-    monkeypatch.setattr(_epochs, "divide", fake)
+    # every division of the fit, the final one included, goes through the seam
+    monkeypatch.setattr(_divider.Divider, "__call__", fake)
 
 
 def test_warmup_is_extended_while_the_division_sharpens(monkeypatch, noisy_digits):
     d = noisy_digits
     # checks after epochs 2, 3, 4: not bimodal and growing, then bimodal
     _scripted_divisions(monkeypatch, [1.0, 1.5, 2.5])
-    clf = DivideMixClassifier(max_epochs=8, warmup_epochs=2, **TINY)
+    clf = DivideMixClassifier(max_epochs=8, warmup_epochs=2, rampup_epochs=16, **TINY)
     clf.fit(d["X_train"][:200], d["y_noisy"][:200])
     phases = clf.history_[:, "phase"]
     assert phases == ["warmup"] * 4 + ["mixmatch"] * 4

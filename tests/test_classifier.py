@@ -327,7 +327,7 @@ def test_under_trained_fit_says_clean_mask_cannot_be_trusted(noisy_digits, capsy
 def test_class_wise_divisions_split_within_each_given_class(
     noisy_digits, division, monkeypatch
 ):
-    from sklearn_dividemix import _class_division, _eval_pass
+    from sklearn_dividemix import _class_division, _divider
 
     d = noisy_digits
     X, y = d["X_train"][:300], d["y_noisy"][:300]
@@ -338,7 +338,7 @@ def test_class_wise_divisions_split_within_each_given_class(
         seen.append((len(losses), labels.copy(), kwargs["n_classes"]))
         return original(losses, labels, **kwargs)
 
-    monkeypatch.setitem(_eval_pass._SPLITTERS, division, recording)
+    monkeypatch.setitem(_divider.STRATEGIES, division, recording)
     clf = DivideMixClassifier(**{**FAST, "max_epochs": 4}, division=division)
     clf.fit(X, y)
     # two nets per MixMatch epoch (2) and the final division

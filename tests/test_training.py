@@ -20,6 +20,7 @@ from sklearn_dividemix._division import (
     normalize_losses,
 )
 from sklearn_dividemix._eval_pass import compute_divisions, eval_pass
+from sklearn_dividemix._fit_state import Phase
 from sklearn_dividemix._layout import Preprocess
 from sklearn_dividemix._mixmatch import sharpen
 from sklearn_dividemix._setup import build_net
@@ -356,7 +357,8 @@ def test_eval_pass_reads_each_batch_once_for_both_nets():
         np.testing.assert_array_equal(predicted, z.argmax(1).numpy())
 
 
-def test_co_divide_trains_each_net_on_its_peers_division():
+@pytest.mark.parametrize("steps_per_epoch", ["labeled", "all"])
+def test_co_divide_trains_each_net_on_its_peers_division(steps_per_epoch):
     data = _data()
     nets = [_net(0), _net(1)]
     divisions = [
@@ -372,19 +374,31 @@ def test_co_divide_trains_each_net_on_its_peers_division():
         for n_clean in (10, 30)
     ]
     settings = _epochs.LoopSettings(
-        p_threshold=0.5, temperature=0.5, alpha=0.0, lambda_u=25.0, warmup_epochs=1
+        p_threshold=0.5,
+        temperature=0.5,
+        alpha=0.0,
+        lambda_u=25.0,
+        warmup_epochs=1,
+        steps_per_epoch=steps_per_epoch,
     )
-    phase = _epochs._Phase(warmup_end=1, lambda_u=25.0)
+    phase = Phase(warmup_end=1, lambda_u=25.0, rampup_epochs=16)
     reporter = _epochs.EpochReporter(0)
     row = _epochs._mixmatch(settings, nets, data, divisions, 1, reporter, phase)
     # net1 trains on net2's 30 clean samples, net2 on net1's 10
     assert row["labeled_net1"] == 30 and row["labeled_net2"] == 10
     for net, n_labeled in zip(nets, (30, 10), strict=True):
         batches = [batch for batch, _ in _recorded(net)]
-        assert len(batches) == math.ceil(n_labeled / BATCH)
+        # 'labeled': one pass over the peer's labeled set; 'all': as many
+        # steps as a pass over every sample, the labeled set cycled
+        n_steps = n_labeled if steps_per_epoch == "labeled" else len(data)
+        assert len(batches) == math.ceil(n_steps / BATCH)
+        seen = set()
         for batch in batches:
             size = batch.n_labeled // 2
-            assert max(_row_indices(data.source.X, batch.X[:size])) < n_labeled
+            rows = _row_indices(data.source.X, batch.X[:size])
+            assert max(rows) < n_labeled
+            seen.update(rows)
+        assert seen == set(range(n_labeled))
 
 
 class _TwoProcesses(SingleProcess):

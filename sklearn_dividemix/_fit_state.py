@@ -1,0 +1,95 @@
+"""The state the epoch loop carries from one epoch to the next.
+
+Everything a fit changes between epochs, besides the nets (weights and
+optimizers) and the data's random streams, lives in one :class:`FitState`:
+the history, each net's loss window, where warm-up ended and what it chose,
+the last bimodal division of each net, and the stream that seeds the
+divisions. It is what a checkpoint saves with the nets, and what a resumed
+fit continues from; nothing else of the loop outlives an epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from skorch.history import History
+
+from ._division import Division, LossWindow
+
+__all__ = ["FitState", "Phase"]
+
+
+@dataclass
+class Phase:
+    """When warm-up ended, what it chose then, and each net's last good split."""
+
+    warmup_end: int | None = None
+    lambda_u: float | None = None
+    rampup_epochs: int = 0
+    # each net's share of unlabeled samples at the first division
+    first_noise_rates: list[float] | None = None
+    separation: float | None = None
+    # per net: (epoch, division) of its last bimodal division, or None
+    healthy: list = field(default_factory=lambda: [None, None])
+
+    def keep_healthy(self, divisions: list[Division], epoch: int):
+        """Replace each degenerate division by the net's last bimodal one.
+
+        A split of losses that are not bimodal is little better than chance
+        (at high noise it can swing to calling most wrong labels clean in one
+        epoch), and MixMatch would train the peer on it. The net's last
+        bimodal split, though older, is the better guess. Returns the
+        divisions to use and a note for each replacement.
+        """
+        kept, notes = [], []
+        for i, division in enumerate(divisions):
+            last = self.healthy[i]
+            if not division.degenerate:
+                self.healthy[i] = (epoch, division)
+                kept.append(division)
+            elif last is None:
+                kept.append(division)
+            else:
+                kept.append(last[1])
+                notes.append(
+                    f"net{i + 1}'s division: losses not bimodal (separation "
+                    f"{division.separation:.2f}); reusing its division of epoch "
+                    f"{last[0] + 1}"
+                )
+        return kept, notes
+
+
+@dataclass
+class FitState:
+    """What the epoch loop changes, besides the nets and the data streams.
+
+    Attributes
+    ----------
+    epoch : int
+        Epochs completed.
+    history : skorch.History
+        One row per completed epoch.
+    windows : list of LossWindow
+        Each net's window of normalised losses.
+    phase : Phase
+        Warm-up's end and choices, the last bimodal divisions.
+    rng : numpy.random.RandomState
+        The stream that seeds each epoch's divisions.
+    """
+
+    history: History
+    windows: list[LossWindow]
+    phase: Phase
+    rng: np.random.RandomState
+    epoch: int = 0
+
+    @classmethod
+    def start(cls, n_nets: int, loss_window: int, seed: int) -> FitState:
+        """The state of a fit before its first epoch."""
+        return cls(
+            history=History(),
+            windows=[LossWindow(loss_window) for _ in range(n_nets)],
+            phase=Phase(),
+            rng=np.random.RandomState(seed),
+        )

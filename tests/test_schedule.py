@@ -1,0 +1,75 @@
+"""How the epoch budget is shared out: 'auto' warm-up, its limit, ramp-up."""
+
+import warnings
+
+import pytest
+
+from sklearn_dividemix import DivideMixClassifier, UntrustedFitWarning
+from sklearn_dividemix._epochs import LoopSettings
+from sklearn_dividemix._schedule import (
+    auto_rampup_epochs,
+    auto_warmup_epochs,
+    warmup_limit,
+)
+
+
+@pytest.mark.parametrize(
+    "max_epochs, expected",
+    [(1, 1), (2, 1), (9, 1), (20, 2), (30, 3), (100, 10), (300, 10)],
+)
+def test_auto_warmup_is_a_tenth_of_the_budget_within_1_and_10(max_epochs, expected):
+    assert auto_warmup_epochs(max_epochs) == expected
+
+
+@pytest.mark.parametrize(
+    "max_epochs, warmup, max_warmup, expected",
+    [
+        (20, 2, "auto", 10),  # half the budget
+        (2, 1, "auto", 1),  # one epoch left for MixMatch
+        (3, 1, "auto", 1),
+        (20, 2, 30, 19),  # never past the last epoch but one
+        (20, 10, 5, 10),  # a fixed warm-up is never shortened
+        (1, 1, "auto", 1),
+    ],
+)
+def test_warmup_limit(max_epochs, warmup, max_warmup, expected):
+    assert warmup_limit(max_epochs, warmup, max_warmup) == expected
+
+
+@pytest.mark.parametrize("remaining, expected", [(1, 1), (5, 1), (18, 6), (290, 16)])
+def test_auto_rampup_is_a_third_of_what_is_left(remaining, expected):
+    assert auto_rampup_epochs(remaining) == expected
+
+
+def test_loop_settings_resolve_the_auto_epochs():
+    params = DivideMixClassifier(max_epochs=20).get_params()
+    settings = LoopSettings.from_params(params)
+    assert settings.warmup_epochs == 2 and settings.max_warmup_epochs == 10
+    # the ramp-up is resolved when warm-up ends, from the epochs left
+    assert settings.rampup_epochs == "auto"
+
+
+@pytest.mark.parametrize("max_epochs", [2, 3, 5])
+def test_every_budget_from_two_epochs_reaches_mixmatch(noisy_digits, max_epochs):
+    d = noisy_digits
+    clf = DivideMixClassifier(max_epochs=max_epochs, batch_size=32, random_state=0)
+    # A 2-epoch fit need not be trustworthy (the verdict may warn); only its
+    # schedule is checked here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrustedFitWarning)
+        clf.fit(d["X_train"][:300], d["y_noisy"][:300])
+    phases = clf.history_[:, "phase"]
+    assert phases[0] == "warmup" and phases[-1] == "mixmatch"
+    assert clf.warmup_epochs_ == phases.count("warmup") < max_epochs
+
+
+def test_auto_rampup_reaches_the_full_weight_within_the_budget(noisy_digits):
+    d = noisy_digits
+    clf = DivideMixClassifier(max_epochs=10, batch_size=32, lambda_u=10, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrustedFitWarning)
+        clf.fit(d["X_train"][:300], d["y_noisy"][:300])
+    mixmatch = [row for row in clf.history_ if row["phase"] == "mixmatch"]
+    # with 16 epochs of ramp-up it would end at a fraction of lambda_u
+    assert mixmatch[-1]["unlabeled_weight"] == pytest.approx(10.0)
+    assert mixmatch[0]["unlabeled_weight"] < 10.0
