@@ -53,12 +53,16 @@ class DivideMixClassifier(
     feature vectors ``(n, n_features)`` or images ``(n, channels, height,
     width)``, ``(n, height, width, channels)`` or ``(n, height, width)``, or
     a map-style ``torch.utils.data.Dataset`` (a ``torchvision`` dataset, an
-    ``ImageFolder``) yielding ``(x, label)`` or ``x`` with ``y`` given. The
+    ``ImageFolder``) yielding ``(x, label)``, dicts such as ``{"image": x,
+    "label": label}`` (``dataset_keys``), or ``x`` with ``y`` given. The
     data stays as it came (uint8 stays uint8, a memory-mapped array on disk);
     each batch is converted on the device: channels moved first, uint8
-    scaled to [0, 1], then standardised per channel (``normalize``). Random
-    augmentation runs on the device on whole batches (``augment``), so a
-    Dataset should yield deterministic tensors of one shape.
+    scaled to [0, 1], then standardised per channel (``normalize``). The
+    scale fit saw is part of the model (``input_scale_``): prediction input
+    in another scale is converted to it or refused. Random augmentation runs
+    on the device on whole batches (``augment``), so a Dataset must yield
+    deterministic tensors of one shape (one with a random transform is
+    refused).
 
     Read more in the :ref:`User Guide <your_data>`.
 
@@ -184,7 +188,19 @@ class DivideMixClassifier(
         channels)`` when only the last axis has 1, 3 or 4 entries and
         ``(n, channels, height, width)`` otherwise; a shape where both end
         axes could be channels, such as ``(n, 3, 32, 3)``, raises and asks for
-        one of the two. ``(n, height, width)`` is single-channel.
+        one of the two, and one where neither has 1, 3 or 4 entries, such as
+        ``(n, 16, 16, 5)``, is read channels first with a warning.
+        ``(n, height, width)`` is single-channel.
+    dataset_keys : str, tuple of (str, str or None) or None, default=None
+        Keys of the input and of the label in the items of a Dataset that
+        yields dicts (the Hugging Face form, ``{"image": ..., "label":
+        ...}``): ``(input_key, label_key)``, ``(input_key, None)`` for dicts
+        without labels, or the input key alone (the label key found as with
+        None). None tries ``'image'``, ``'img'``, ``'pixel_values'``,
+        ``'x'``, ``'input'``, ``'inputs'``, ``'data'`` for the input and
+        ``'label'``, ``'labels'``, ``'target'``, ``'targets'``, ``'y'``,
+        ``'class'`` for the label. Items that are not dicts (``x``,
+        ``(x, label)``) ignore it.
     amp : {'bf16', 'fp16'}, default=None
         Mixed precision of the training forward passes. ``'fp16'`` uses a
         gradient scaler and needs CUDA (it falls back to float32 on the CPU);
@@ -237,6 +253,15 @@ class DivideMixClassifier(
         sample for Datasets).
     image_layout_ : {'NCHW', 'NHWC', 'NHW'} or None
         The layout the samples were read in; None for feature vectors.
+    input_scale_ : InputScale
+        How the training input was scaled, measured on a sample of rows (the
+        first samples of a Dataset): ``kind`` is ``'uint8'`` (0-255, scaled
+        to [0, 1]), ``'unit'`` (float in [0, 1]), ``'byte'`` (float in
+        [0, 255]) or ``'other'``; ``low`` and ``high`` the range; ``str()``
+        says it in words. Prediction input of another scale is converted to
+        it (uint8 after float [0, 1] images is divided by 255, float 0-255
+        after uint8 too, a ``ToTensor`` Dataset after uint8 arrays is taken
+        as it is) or, when that is ambiguous, refused with a ``ValueError``.
     input_mean_, input_std_ : ndarray of shape (n_channels,) or \
             (n_features,), or None
         Per-channel (images) or per-feature (vectors) mean and standard
@@ -345,6 +370,7 @@ class DivideMixClassifier(
         "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
         "normalize": [StrOptions({"auto"}), "boolean"],
         "image_layout": [StrOptions({"auto", "NCHW", "NHWC"})],
+        "dataset_keys": [str, tuple, None],
         "amp": [StrOptions({"bf16", "fp16"}), None],
         "channels_last": [StrOptions({"auto"}), "boolean"],
         "compile": ["boolean"],
@@ -379,6 +405,7 @@ class DivideMixClassifier(
         eval_batch_size=1024,
         normalize="auto",
         image_layout="auto",
+        dataset_keys=None,
         amp=None,
         channels_last="auto",
         compile=False,
@@ -410,6 +437,7 @@ class DivideMixClassifier(
         self.eval_batch_size = eval_batch_size
         self.normalize = normalize
         self.image_layout = image_layout
+        self.dataset_keys = dataset_keys
         self.amp = amp
         self.channels_last = channels_last
         self.compile = compile
@@ -541,6 +569,7 @@ class DivideMixClassifier(
         self.classes_ = classes
         self.input_shape_ = tuple(fit_input.sample_shape)
         self.image_layout_ = fit_input.layout
+        self.input_scale_ = fit_input.scale
         self.input_mean_ = fit_input.mean if fit_input.normalized else None
         self.input_std_ = fit_input.std if fit_input.normalized else None
         self.device_ = device
@@ -580,6 +609,8 @@ class DivideMixClassifier(
             mean=self.input_mean_,
             std=self.input_std_,
             eval_loader_params=input_settings(self).eval_loader_params,
+            scale=getattr(self, "input_scale_", None),
+            dataset_keys=self.dataset_keys,
         )
         return prediction_source(X, fitted, self.net1_.device)
 

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from ._layout import Preprocess
+from ._samples import SampleReader
 
 __all__ = [
     "ArraySource",
@@ -34,7 +35,6 @@ __all__ = [
     "DatasetSource",
     "collate_inputs",
     "is_dataset",
-    "sample_input",
 ]
 
 # Share of free GPU memory an array may take to be kept on the device.
@@ -67,42 +67,9 @@ def is_dataset(X: object) -> bool:
     return isinstance(X, Dataset)
 
 
-def sample_input(item: object) -> object:
-    """The input part of a dataset item: ``x`` of ``(x, label)``, else the item."""
-    if isinstance(item, tuple | list):
-        return item[0]
-    return item
-
-
-def _to_tensor(x: object) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x
-    # PIL images and arrays: np.asarray gives (H, W) or (H, W, C) uint8.
-    array = np.asarray(x)
-    if not array.flags.writeable:
-        array = array.copy()
-    return torch.from_numpy(np.ascontiguousarray(array))
-
-
 def collate_inputs(items: list) -> torch.Tensor:
-    """Stack the inputs of dataset items into one raw batch tensor."""
-    tensors = [_to_tensor(sample_input(item)) for item in items]
-    first = tensors[0].shape
-    for tensor in tensors[1:]:
-        if tensor.shape != first:
-            raise ValueError(
-                "The Dataset yields samples of different shapes "
-                f"({tuple(first)} and {tuple(tensor.shape)}); every sample must "
-                "have one shape. Give it a deterministic transform such as "
-                "transforms.Compose([transforms.Resize(32), "
-                "transforms.CenterCrop(32), transforms.ToTensor()])."
-            )
-    return torch.stack(tensors)
-
-
-def collate_with_labels(items: list) -> tuple[torch.Tensor, list]:
-    """Inputs as :func:`collate_inputs`, and each item's label."""
-    return collate_inputs(items), [item[1] for item in items]
+    """Stack the inputs of tuple (or bare) dataset items into one raw batch."""
+    return SampleReader().collate(items)
 
 
 def check_loader_params(params: dict, prefix: str) -> dict:
@@ -230,8 +197,8 @@ class DatasetSource:
     Parameters
     ----------
     dataset : torch.utils.data.Dataset
-        Yields ``x`` or ``(x, label)``; ``x`` a tensor, array or PIL image,
-        all of one shape.
+        Yields ``x``, ``(x, label)`` or dicts; ``x`` a tensor, array or PIL
+        image, all of one shape.
     preprocess : Preprocess
         Layout, dtype and standardisation of each batch.
     device : str or torch.device
@@ -240,6 +207,8 @@ class DatasetSource:
         DataLoader keywords (``num_workers``, ``pin_memory``, ...) of the
         training batches and of the in-order streams. With workers,
         ``persistent_workers`` defaults to True: they start once per fit.
+    reader : SampleReader, default=None
+        Splits each item into input and label; None reads tuple items.
     """
 
     def __init__(
@@ -249,6 +218,7 @@ class DatasetSource:
         device: str | torch.device,
         train_loader_params: dict | None = None,
         eval_loader_params: dict | None = None,
+        reader: SampleReader | None = None,
     ) -> None:
         if isinstance(dataset, IterableDataset):
             raise TypeError(
@@ -257,6 +227,7 @@ class DatasetSource:
                 f"IterableDataset, {type(dataset).__name__}."
             )
         self.dataset = dataset
+        self.reader = reader if reader is not None else SampleReader()
         self.preprocess = preprocess
         self.device = torch.device(device)
         self.train_loader_params = dict(train_loader_params or {})
@@ -279,7 +250,7 @@ class DatasetSource:
             self._train_loader = DataLoader(
                 self.dataset,
                 batch_sampler=self._train_batches,
-                collate_fn=collate_inputs,
+                collate_fn=self.reader.collate,
                 **_loader_kwargs(self.train_loader_params),
             )
         # iter() now, not at the first next(): the batches are fixed here
@@ -297,7 +268,7 @@ class DatasetSource:
             self._eval_loader = DataLoader(
                 self.dataset,
                 batch_sampler=self._eval_batches,
-                collate_fn=collate_inputs,
+                collate_fn=self.reader.collate,
                 **_loader_kwargs(self.eval_loader_params),
             )
         return self._convert(iter(self._eval_loader))
@@ -309,7 +280,7 @@ class DatasetSource:
                 self.dataset,
                 batch_size=batch_size,
                 shuffle=False,
-                collate_fn=collate_with_labels,
+                collate_fn=self.reader.collate_with_labels,
                 **self.eval_loader_params,
             )
         )

@@ -1,10 +1,11 @@
 """From what the user passes (arrays, Datasets) to a :class:`DataSource`.
 
-Fit reads the input once: its layout, its labels (given, a Dataset's
-``targets``, or one streamed scan) and, with ``normalize``, the per-channel
-statistics (streamed too, so a memory-mapped array or a Dataset is never
-held in memory as float32). Prediction rebuilds the same conversion from the
-fitted attributes.
+Fit reads the input once: its layout, its scale (on a sample of rows), its
+labels (given, a Dataset's ``targets``, or one streamed scan) and, with
+``normalize``, the per-channel statistics (streamed too, so a memory-mapped
+array or a Dataset is never held in memory as float32). Prediction rebuilds
+the same conversion from the fitted attributes, converting input of another
+scale to fit's units or refusing it (:mod:`._scale`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from ._data import (
-    ArraySource,
-    DatasetSource,
-    DataSource,
-    collate_inputs,
-    is_dataset,
-)
+from ._data import ArraySource, DatasetSource, DataSource, is_dataset
 from ._layout import Preprocess, RunningMoments, channels_first_shape, resolve_layout
+from ._samples import SampleReader, check_deterministic, sample_reader
+from ._scale import InputScale, measure_scale, prediction_factor, sample_rows
 
 __all__ = [
     "FitInput",
@@ -48,6 +45,13 @@ class InputSettings:
     eval_batch_size: int = 1024
     train_loader_params: dict = field(default_factory=dict)
     eval_loader_params: dict = field(default_factory=dict)
+    # the keys of dict items (see _samples.sample_reader); None: the usual ones
+    dataset_keys: str | tuple | None = None
+
+
+# Items of a Dataset whose values decide its scale: the first batch, as
+# small as the transform check's reads allow.
+_HEAD_ITEMS = 8
 
 
 @dataclass
@@ -62,6 +66,7 @@ class FitInput:
     std: np.ndarray | None
     normalized: bool
     paths: np.ndarray | None
+    scale: InputScale | None = None
 
     @property
     def module_shape(self) -> tuple[int, ...]:
@@ -102,12 +107,33 @@ def _standardiser(settings, layout, mean, std, device) -> Preprocess:
     return Preprocess.build(layout, mean, std, device)
 
 
-def _first_sample_shape(dataset: Dataset) -> tuple[tuple[int, ...], bool]:
+@dataclass(frozen=True)
+class _Head:
+    """What the first items of a Dataset say about all of them."""
+
+    reader: SampleReader
+    sample_shape: tuple[int, ...]
+    has_label: bool
+    scale: InputScale
+
+
+def _dataset_head(
+    dataset: Dataset, dataset_keys: object, check_transform: bool = False
+) -> _Head:
+    """Read the first items (at most :data:`_HEAD_ITEMS`) of a Dataset."""
     if len(dataset) == 0:
         raise ValueError("The Dataset is empty; fit needs at least 2 samples.")
-    item = dataset[0]
-    has_label = isinstance(item, tuple | list) and len(item) >= 2
-    return tuple(collate_inputs([item]).shape[1:]), has_label
+    first = dataset[0]
+    reader = sample_reader(first, dataset_keys)
+    items = [first]
+    if check_transform:
+        items = check_deterministic(dataset, reader, first)
+    n_head = min(len(dataset), _HEAD_ITEMS)
+    items += [dataset[i] for i in range(len(items), n_head)]
+    batch = reader.collate(items)
+    return _Head(
+        reader, tuple(batch.shape[1:]), reader.has_label(first), measure_scale(batch)
+    )
 
 
 def dataset_paths(dataset: Dataset) -> np.ndarray | None:
@@ -165,13 +191,17 @@ def dataset_labels(dataset: Dataset, settings: InputSettings) -> np.ndarray:
     targets = _targets(dataset)
     if targets is not None:
         return targets
-    _, has_label = _first_sample_shape(dataset)
-    if not has_label:
+    head = _dataset_head(dataset, settings.dataset_keys)
+    if not head.has_label:
         raise ValueError(
             "The Dataset yields inputs without labels; pass the labels as y."
         )
     source = DatasetSource(
-        dataset, Preprocess(None), "cpu", eval_loader_params=settings.eval_loader_params
+        dataset,
+        Preprocess(None),
+        "cpu",
+        eval_loader_params=settings.eval_loader_params,
+        reader=head.reader,
     )
     labels, _ = _scan_dataset(source, True, False, settings.eval_batch_size)
     return labels
@@ -180,12 +210,13 @@ def dataset_labels(dataset: Dataset, settings: InputSettings) -> np.ndarray:
 def _read_dataset(
     dataset: Dataset, y, settings: InputSettings, device: str
 ) -> FitInput:
-    sample_shape, has_label = _first_sample_shape(dataset)
-    layout = resolve_layout(sample_shape, settings.image_layout)
-    if y is None and not has_label:
+    head = _dataset_head(dataset, settings.dataset_keys, check_transform=True)
+    layout = resolve_layout(head.sample_shape, settings.image_layout)
+    if y is None and not head.has_label:
         raise ValueError(
             "The Dataset yields inputs without labels; pass the labels as y "
-            "(fit(dataset, y)) or make it yield (x, label) pairs."
+            "(fit(dataset, y)), make it yield (x, label) pairs, or name the "
+            "label key of its dicts with dataset_keys=(input_key, label_key)."
         )
     labels = np.asarray(y) if y is not None else _targets(dataset)
     scan = DatasetSource(
@@ -193,6 +224,7 @@ def _read_dataset(
         Preprocess(layout),
         "cpu",
         eval_loader_params=settings.eval_loader_params,
+        reader=head.reader,
     )
     scanned, moments = _scan_dataset(
         scan, labels is None, _needs_moments(settings, layout), settings.eval_batch_size
@@ -209,17 +241,19 @@ def _read_dataset(
         device,
         settings.train_loader_params,
         settings.eval_loader_params,
+        reader=head.reader,
     )
     paths = dataset_paths(dataset)
     return FitInput(
         source,
         labels,
-        sample_shape,
+        head.sample_shape,
         layout,
         mean,
         std,
         standardises(settings.normalize, layout),
         paths,
+        scale=head.scale,
     )
 
 
@@ -250,6 +284,7 @@ def _read_array(X: np.ndarray, y, settings: InputSettings, device: str) -> FitIn
         std,
         standardises(settings.normalize, layout),
         None,
+        scale=measure_scale(sample_rows(X)),
     )
 
 
@@ -279,9 +314,27 @@ class FittedInput:
     mean: np.ndarray | None
     std: np.ndarray | None
     eval_loader_params: dict = field(default_factory=dict)
+    # None for an estimator fitted before the scale was recorded: fit's rule
+    scale: InputScale | None = None
+    dataset_keys: str | tuple | None = None
 
-    def preprocess(self, layout: str | None, device: str) -> Preprocess:
-        return Preprocess.build(layout, self.mean, self.std, device)
+    def preprocess(
+        self, layout: str | None, got: InputScale, device: str
+    ) -> Preprocess:
+        """The conversion of prediction input of scale ``got``."""
+        factor = None
+        if self.scale is not None:
+            factor = prediction_factor(self.scale, got, self.layout is not None)
+        return Preprocess.build(layout, self.mean, self.std, device, factor)
+
+
+def _prediction_layout(shape: tuple[int, ...], fitted: FittedInput) -> str | None:
+    if fitted.layout is None:
+        return None
+    if tuple(shape) == tuple(fitted.sample_shape):
+        # as read in fit, without warning about the reading again
+        return fitted.layout
+    return resolve_layout(shape, fitted.image_layout)
 
 
 def prediction_source(X, fitted: FittedInput, device: str) -> DataSource:
@@ -289,18 +342,22 @@ def prediction_source(X, fitted: FittedInput, device: str) -> DataSource:
 
     Images may come in another layout than in fit (a model fitted on uint8
     NHWC arrays predicts on ``ToTensor`` images): what must match is the
-    converted (channels-first) sample shape.
+    converted (channels-first) sample shape. Their scale is measured on a
+    sample of rows and must be fit's, or convertible to it.
     """
     module_shape = channels_first_shape(fitted.sample_shape, fitted.layout)
-    dataset = is_dataset(X)
-    shape = _first_sample_shape(X)[0] if dataset else tuple(X.shape[1:])
-    layout = fitted.layout
-    if layout is not None:
-        layout = resolve_layout(shape, fitted.image_layout)
+    if is_dataset(X):
+        head = _dataset_head(X, fitted.dataset_keys)
+        shape, scale = head.sample_shape, head.scale
+    else:
+        shape, scale = tuple(X.shape[1:]), measure_scale(sample_rows(X))
+    layout = _prediction_layout(shape, fitted)
     check_sample_shape(channels_first_shape(shape, layout), module_shape)
-    preprocess = fitted.preprocess(layout, device)
-    if dataset:
+    preprocess = fitted.preprocess(layout, scale, device)
+    if is_dataset(X):
         loader = fitted.eval_loader_params
-        return DatasetSource(X, preprocess, device, eval_loader_params=loader)
+        return DatasetSource(
+            X, preprocess, device, eval_loader_params=loader, reader=head.reader
+        )
     # Chunks go to the device one at a time: no second copy of X there.
     return ArraySource(X, preprocess, device, keep_on_host=True)

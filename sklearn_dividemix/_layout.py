@@ -10,6 +10,7 @@ fit and predict, for arrays and for Datasets.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "ImageLayoutWarning",
     "Preprocess",
     "RunningMoments",
     "resolve_layout",
@@ -27,8 +29,28 @@ IMAGE_CHANNELS = (1, 3, 4)
 UINT8_SCALE = 1.0 / 255.0
 
 
+class ImageLayoutWarning(UserWarning):
+    """``image_layout='auto'`` chose a reading of a shape that could be the other."""
+
+
 def _describe(shape: tuple[int, ...]) -> str:
     return "x".join(str(s) for s in shape)
+
+
+def _warn_fallback(sample_shape: tuple[int, ...]) -> None:
+    # Neither end axis is a colour channel count: feature maps are channels
+    # first, but (16, 16, 5) is as likely five-band 16x16 images. Say which
+    # reading was taken, and how to take the other.
+    channels, last = sample_shape[0], sample_shape[-1]
+    warnings.warn(
+        f"Samples of shape {sample_shape} were read channels first: {channels} "
+        f"channels of {_describe(sample_shape[1:])} pixels, not {last} channels "
+        f"of {_describe(sample_shape[:2])} pixels (neither end axis has 1, 3 or "
+        "4 entries). Set image_layout='NHWC' for the other reading, or "
+        "image_layout='NCHW' to confirm this one.",
+        ImageLayoutWarning,
+        stacklevel=3,
+    )
 
 
 def resolve_layout(sample_shape: tuple[int, ...], image_layout: str) -> str | None:
@@ -44,7 +66,8 @@ def resolve_layout(sample_shape: tuple[int, ...], image_layout: str) -> str | No
     image_layout : {'auto', 'NCHW', 'NHWC'}
         ``'auto'`` reads channels-last when only the last axis is a plausible
         channel count (1, 3 or 4) and channels-first when only the first is;
-        a shape where both are is ambiguous and raises.
+        a shape where both are is ambiguous and raises; where neither is,
+        channels first, with an :class:`ImageLayoutWarning`.
     """
     if len(sample_shape) == 1:
         return None
@@ -70,7 +93,9 @@ def resolve_layout(sample_shape: tuple[int, ...], image_layout: str) -> str | No
             f"channels of {_describe(sample_shape[:2])} pixels (channels last). "
             "Set image_layout='NCHW' or image_layout='NHWC'."
         )
-    # Channels first, or no axis looks like colour channels (feature maps).
+    if not first:
+        # no axis looks like colour channels (feature maps?)
+        _warn_fallback(tuple(sample_shape))
     return "NCHW"
 
 
@@ -98,7 +123,7 @@ def to_channels_first(raw: torch.Tensor, layout: str | None) -> torch.Tensor:
 
 
 def input_scale(dtype: torch.dtype | np.dtype) -> float:
-    """uint8 is read as 0-255 intensities and scaled to [0, 1]."""
+    """uint8 is read as 0-255 intensities and scaled to [0, 1] (fit's rule)."""
     return UINT8_SCALE if dtype in (torch.uint8, np.uint8) else 1.0
 
 
@@ -106,14 +131,19 @@ def input_scale(dtype: torch.dtype | np.dtype) -> float:
 class Preprocess:
     """Per-batch conversion: layout, dtype, scale, then standardisation.
 
+    The one place where a raw batch becomes what the module sees.
     ``weight`` and ``bias`` fold scaling and standardisation into one
     ``x * weight + bias`` (shape (C, 1, 1) for images, (n_features,) for
-    vectors); None leaves values as they are after scaling.
+    vectors); None leaves values as they are after scaling. ``scale``
+    multiplies the raw values first: None is fit's rule (uint8 / 255, float
+    as it is); prediction sets the factor that takes its input to fit's
+    units (see :mod:`._scale`).
     """
 
     layout: str | None
     weight: torch.Tensor | None = None
     bias: torch.Tensor | None = None
+    scale: float | None = None
 
     @classmethod
     def build(
@@ -122,15 +152,16 @@ class Preprocess:
         mean: np.ndarray | None,
         std: np.ndarray | None,
         device: str | torch.device,
+        scale: float | None = None,
     ) -> Preprocess:
         """From per-channel (or per-feature) mean and std of scaled inputs."""
         if mean is None or std is None:
-            return cls(layout)
+            return cls(layout, scale=scale)
         shape = (-1, 1, 1) if layout is not None else (-1,)
         std = np.where(std > 0, std, 1.0)
         weight = torch.as_tensor(1.0 / std, dtype=torch.float32).reshape(shape)
         bias = torch.as_tensor(-mean / std, dtype=torch.float32).reshape(shape)
-        return cls(layout, weight.to(device), bias.to(device))
+        return cls(layout, weight.to(device), bias.to(device), scale)
 
     def __call__(self, raw: torch.Tensor, device: str | torch.device) -> torch.Tensor:
         """One raw batch (any device) as float32 channels-first on ``device``."""
@@ -138,7 +169,7 @@ class Preprocess:
         if raw.device != device:
             raw = raw.to(device, non_blocking=True)
         x = to_channels_first(raw, self.layout)
-        scale = input_scale(raw.dtype)
+        scale = input_scale(raw.dtype) if self.scale is None else self.scale
         if x.dtype != torch.float32:
             x = x.float()
         if self.weight is None:

@@ -198,8 +198,15 @@ def check_module_output(
     """
     check_augmented(batch, augment(batch))
     net._set_training(False)
-    with torch.inference_mode():
-        output = net.module_(net.to_device_input(batch))
+    try:
+        with torch.inference_mode():
+            output = net.module_(net.to_device_input(batch))
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        # A wrong-size first layer fails deep in torch ("mat1 and mat2 shapes
+        # cannot be multiplied"); say what the module was given.
+        raise ValueError(_input_mismatch_message(batch)) from exc
     if not isinstance(output, torch.Tensor):
         raise ValueError(
             "The module must return a tensor of logits of shape (batch, "
@@ -220,6 +227,29 @@ def check_module_output(
             "applied twice flattens every prediction and the nets train to "
             "chance. Remove the final Softmax layer."
         )
+
+
+def _input_mismatch_message(batch: torch.Tensor) -> str:
+    shape = tuple(batch.shape)
+    if batch.ndim == 2:
+        expects = (
+            f"its first layer must take {shape[1]} features (e.g. "
+            f"module__in_features={shape[1]})"
+        )
+    else:
+        expects = (
+            f"its first layer must take {shape[1]} input channels (e.g. "
+            f"module__in_channels={shape[1]}) and images of {shape[2]}x"
+            f"{shape[3]} pixels; if the channels were misread, set "
+            "image_layout='NCHW' or 'NHWC'"
+        )
+    kind = "(batch, n_features)" if batch.ndim == 2 else "(batch, C, H, W)"
+    return (
+        "The module failed on the first batch of training input, of shape "
+        f"{shape} {kind}, channels first after the layout conversion: "
+        f"{expects}. Set the module's arguments with module__<name>=value; "
+        "the original error is above."
+    )
 
 
 def looks_like_probabilities(output: torch.Tensor) -> bool:
@@ -257,6 +287,7 @@ def input_settings(estimator) -> InputSettings:
         eval_batch_size=estimator.eval_batch_size,
         train_loader_params=loader_params(routed, "iterator_train__"),
         eval_loader_params=loader_params(routed, "iterator_valid__"),
+        dataset_keys=getattr(estimator, "dataset_keys", None),
     )
 
 

@@ -1,6 +1,7 @@
 """The data seam: array and Dataset sources, and the estimator on Datasets."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from sklearn_dividemix._data import (
     collate_inputs,
 )
 from sklearn_dividemix._inputs import InputSettings, dataset_labels
-from sklearn_dividemix._layout import Preprocess
+from sklearn_dividemix._layout import ImageLayoutWarning, Preprocess
 
 FAST = dict(max_epochs=3, warmup_epochs=1, batch_size=16, random_state=0)
 
@@ -278,6 +279,20 @@ def test_explicit_layout_settles_an_ambiguous_shape():
     clf = DivideMixClassifier(**FAST, image_layout="NHWC").fit(X, y)
     assert clf.net1_.module_.features[0].in_channels == 3
     assert clf.predict(X).shape == (30,)
+
+
+def test_five_band_images_warn_at_fit_with_the_reading_and_the_override():
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 256, size=(24, 16, 16, 5)).astype(np.uint8)
+    y = np.arange(24) % 2
+    with pytest.warns(ImageLayoutWarning, match="16 channels of 16x5.*'NHWC'"):
+        clf = DivideMixClassifier(**FAST).fit(X, y)
+    assert clf.n_features_in_ == 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImageLayoutWarning)
+        clf.predict(X)  # said once, at fit
+        clf = DivideMixClassifier(**FAST, image_layout="NHWC").fit(X, y)
+    assert clf.n_features_in_ == 5 and clf.image_layout_ == "NHWC"
 
 
 def test_grey_images_without_channel_axis():

@@ -134,6 +134,38 @@ def test_module_with_wrong_output_is_rejected(blobs, kind, message):
         clf.fit(*blobs)
 
 
+class _FirstLayer(nn.Module):
+    """A module whose first layer takes ``size`` features or channels."""
+
+    def __init__(self, num_classes, size=5, conv=False):
+        super().__init__()
+        first = nn.Conv2d(size, 2, 3) if conv else nn.Linear(size, 2)
+        tail = [nn.AdaptiveAvgPool2d(1), nn.Flatten()] if conv else []
+        self.layers = nn.Sequential(first, *tail, nn.Linear(2, num_classes))
+
+    def forward(self, X):
+        return self.layers(X)
+
+
+def test_module_with_the_wrong_input_size_names_the_input_shape(blobs):
+    clf = DivideMixClassifier(_FirstLayer, **FAST)
+    with pytest.raises(
+        ValueError, match=r"shape \(8, 4\).*module__in_features=4"
+    ) as info:
+        clf.fit(*blobs)
+    assert isinstance(info.value.__cause__, RuntimeError)  # torch's own error
+
+
+def test_module_with_the_wrong_channels_names_them_and_the_layout():
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 256, size=(20, 6, 6, 3)).astype(np.uint8)
+    y = np.arange(20) % 2
+    clf = DivideMixClassifier(_FirstLayer, **FAST, module__size=1, module__conv=True)
+    message = r"shape \(8, 3, 6, 6\).*3 input channels.*module__in_channels=3"
+    with pytest.raises(ValueError, match=message + ".*image_layout"):
+        clf.fit(X, y)
+
+
 def _broken_factory(num_classes):
     raise RuntimeError("no such weights file")
 

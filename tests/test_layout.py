@@ -1,11 +1,14 @@
 """Layouts, per-batch conversion and streamed moments, by hand."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from torch.testing import assert_close
 
 from sklearn_dividemix._layout import (
+    ImageLayoutWarning,
     Preprocess,
     RunningMoments,
     channels_first_shape,
@@ -23,15 +26,34 @@ from sklearn_dividemix._layout import (
         ((32, 32, 3), "auto", "NHWC"),
         ((28, 28, 1), "auto", "NHWC"),
         ((64, 64, 4), "auto", "NHWC"),
-        # no axis looks like colour channels: feature maps, channels first
-        ((16, 8, 8), "auto", "NCHW"),
         # an explicit choice settles an ambiguous shape
         ((3, 32, 3), "NCHW", "NCHW"),
         ((3, 32, 3), "NHWC", "NHWC"),
     ],
 )
 def test_resolve_layout(shape, layout, expected):
-    assert resolve_layout(shape, layout) == expected
+    # the common shapes, and an explicit choice, are read without a word
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_layout(shape, layout) == expected
+
+
+@pytest.mark.parametrize(
+    "shape, reading",
+    [
+        # five-band 16x16 images, or 16 channels of 16x5?
+        ((16, 16, 5), "16 channels of 16x5 pixels, not 5 channels of 16x16"),
+        # feature maps, or 8 channels of 16x8?
+        ((16, 8, 8), "16 channels of 8x8 pixels, not 8 channels of 16x8"),
+        ((2, 32, 32), "2 channels of 32x32 pixels"),
+    ],
+)
+def test_a_shape_with_no_colour_axis_warns_with_the_reading(shape, reading):
+    with pytest.warns(ImageLayoutWarning, match=f"{reading}.*image_layout='NHWC'"):
+        assert resolve_layout(shape, "auto") == "NCHW"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_layout(shape, "NCHW") == "NCHW"
 
 
 @pytest.mark.parametrize("shape", [(3, 32, 3), (1, 8, 1), (4, 4, 4)])
@@ -75,6 +97,16 @@ def test_preprocess_without_moments_only_scales_uint8():
     floats = torch.tensor([[0.0, 51.0, 255.0]])
     # float input is taken as it is: the very same tensor, no copy
     assert Preprocess(None)(floats, "cpu") is floats
+
+
+def test_preprocess_applies_an_explicit_scale_before_standardising():
+    # prediction sets the factor that takes its input to fit's units
+    raw = torch.tensor([[0.0, 51.0, 255.0]])
+    out = Preprocess(None, scale=1 / 255)(raw, "cpu")
+    assert_close(out, torch.tensor([[0.0, 0.2, 1.0]]))
+    pre = Preprocess.build(None, np.array([0.5]), np.array([0.25]), "cpu", 1.0)
+    uint8 = torch.tensor([[1, 0]], dtype=torch.uint8)
+    assert_close(pre(uint8, "cpu"), torch.tensor([[2.0, -2.0]]))
 
 
 def test_preprocess_grey_images_without_channel_axis():

@@ -1,0 +1,170 @@
+"""Dataset items as users hold them: tuples, dicts, and fixed transforms."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils._param_validation import InvalidParameterError
+from torch.utils.data import Dataset, TensorDataset
+from torchvision.transforms import RandomCrop
+
+from sklearn_dividemix import DivideMixClassifier
+from sklearn_dividemix._samples import SampleReader, check_deterministic, sample_reader
+
+FAST = dict(max_epochs=3, warmup_epochs=1, batch_size=16, random_state=0)
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn_dividemix.DivisionWarning")
+
+
+def _images(n=36, seed=0):
+    """uint8 NHWC images whose class (of 3) is a bright row band."""
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % 3
+    X = rng.randint(0, 100, size=(n, 9, 9, 3)).astype(np.uint8)
+    for k in range(3):
+        X[y == k, 3 * k : 3 * k + 3] += 150
+    return X, y
+
+
+class _Dicts(Dataset):
+    """Yields dicts, the Hugging Face form, and counts reads."""
+
+    def __init__(self, X, y, input_key="image", label_key="label"):
+        self.X, self.y = X, y
+        self.input_key, self.label_key = input_key, label_key
+        self.reads = 0
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        item = {self.input_key: torch.from_numpy(self.X[i]), "id": i}
+        if self.label_key is not None:
+            item[self.label_key] = int(self.y[i])
+        return item
+
+
+class _Transformed(Dataset):
+    """Channels-first float tensors through a transform."""
+
+    def __init__(self, X, y, transform):
+        self.X, self.y, self.transform = X, y, transform
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        x = torch.from_numpy(self.X[i]).permute(2, 0, 1).float() / 255
+        return self.transform(x), int(self.y[i])
+
+
+@pytest.fixture(scope="module")
+def tuple_fit():
+    X, y = _images()
+    return DivideMixClassifier(**FAST).fit(
+        TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    )
+
+
+# -- the reader ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "item, keys, expected",
+    [
+        ((1, 2), None, SampleReader()),
+        ({"image": 1, "label": 2}, None, SampleReader("image", "label")),
+        (
+            {"pixel_values": 1, "labels": 2},
+            None,
+            SampleReader("pixel_values", "labels"),
+        ),
+        ({"img": 1, "fine": 2}, None, SampleReader("img", None)),
+        ({"a": 1, "b": 2}, ("a", "b"), SampleReader("a", "b")),
+        ({"a": 1, "label": 2}, "a", SampleReader("a", "label")),
+        ({"image": 1, "label": 2}, ("image", None), SampleReader("image", None)),
+    ],
+)
+def test_sample_reader_keys(item, keys, expected):
+    assert sample_reader(item, keys) == expected
+
+
+def test_reader_splits_and_collates_dict_items():
+    reader = SampleReader("image", "label")
+    items = [{"image": np.full((2, 2), i, np.uint8), "label": i} for i in range(3)]
+    batch, labels = reader.collate_with_labels(items)
+    assert batch.shape == (3, 2, 2) and batch.dtype == torch.uint8
+    assert labels == [0, 1, 2] and reader.has_label(items[0])
+    assert not SampleReader("image", None).has_label(items[0])
+
+
+def test_unknown_dict_keys_name_the_keys_and_the_parameter():
+    with pytest.raises(ValueError, match=r"keys \['pixels', 'cls'\].*dataset_keys="):
+        sample_reader({"pixels": 1, "cls": 2})
+    with pytest.raises(ValueError, match=r"no key 'lbl'.*\['image'\]"):
+        sample_reader({"image": 1}, ("image", "lbl"))
+
+
+@pytest.mark.parametrize("keys", [("image",), ("image", "label", "x"), (1, "label")])
+def test_malformed_dataset_keys_are_invalid(keys):
+    with pytest.raises(InvalidParameterError, match="'dataset_keys' parameter"):
+        sample_reader({"image": 1}, keys)
+
+
+def test_dataset_keys_is_validated_as_a_parameter():
+    X, y = _images()
+    with pytest.raises(InvalidParameterError, match="'dataset_keys' parameter"):
+        DivideMixClassifier(**FAST, dataset_keys=3).fit(X, y)
+
+
+# -- dict datasets end to end ----------------------------------------------------
+
+
+def test_dict_dataset_fit_is_the_tuple_fit(tuple_fit):
+    X, y = _images()
+    dataset = _Dicts(X, y)
+    clf = DivideMixClassifier(**FAST).fit(dataset)
+    np.testing.assert_allclose(clf.clean_proba_, tuple_fit.clean_proba_, atol=1e-6)
+    np.testing.assert_allclose(clf.predict_proba(dataset), tuple_fit.predict_proba(X))
+    assert clf.score(dataset) == tuple_fit.score(X, y)
+
+
+def test_dict_keys_chosen_by_the_parameter(tuple_fit):
+    X, y = _images()
+    dataset = _Dicts(X, y, input_key="pixels", label_key="cls")
+    with pytest.raises(ValueError, match="dataset_keys"):
+        DivideMixClassifier(**FAST).fit(dataset)
+    clf = DivideMixClassifier(**FAST, dataset_keys=("pixels", "cls")).fit(dataset)
+    np.testing.assert_allclose(clf.clean_proba_, tuple_fit.clean_proba_, atol=1e-6)
+
+
+def test_dicts_without_labels_take_y(tuple_fit):
+    X, y = _images()
+    clf = DivideMixClassifier(**FAST).fit(_Dicts(X, y, label_key=None), y)
+    np.testing.assert_allclose(clf.clean_proba_, tuple_fit.clean_proba_, atol=1e-6)
+    with pytest.raises(ValueError, match="without labels"):
+        DivideMixClassifier(**FAST).fit(_Dicts(X, y, label_key=None))
+
+
+# -- random transforms -------------------------------------------------------------
+
+
+def test_a_random_transform_is_refused_with_what_to_use():
+    X, y = _images()
+    torch.manual_seed(0)
+    dataset = _Transformed(X, y, RandomCrop(9, padding=2))
+    with pytest.raises(ValueError, match="differ: its transform is random.*augment"):
+        DivideMixClassifier(**FAST).fit(dataset)
+
+
+def test_the_transform_check_costs_a_few_reads():
+    X, y = _images()
+    dataset = _Dicts(X, y)
+    check_deterministic(dataset, SampleReader("image", "label"), dataset[0])
+    assert dataset.reads == 4  # items 0 and 1, twice each
+
+
+def test_a_deterministic_transform_is_accepted():
+    X, y = _images()
+    dataset = _Transformed(X, y, lambda x: x.flip(-1))
+    assert DivideMixClassifier(**FAST).fit(dataset).predict(dataset).shape == (36,)
