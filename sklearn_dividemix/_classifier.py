@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -16,6 +17,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._augment import resolve_augment
+from ._checkpoint import open_checkpoints
 from ._data import gather, is_dataset
 from ._distributed import replica_device, resolve_replicas
 from ._epochs import EpochReporter, LoopSettings, run_epochs
@@ -224,6 +226,18 @@ class DivideMixClassifier(
         ``True`` also initialises it from a ``torchrun`` launch (NCCL on
         CUDA, gloo on the CPU); ``False`` always fits in this process alone.
         See :doc:`/scaling`.
+    checkpoint_dir : str, path-like or None, default=None
+        Directory where the fit writes checkpoints: both nets and their
+        optimizers, the division state, ``history_`` and every random
+        stream, with a fingerprint of the data, the labels and the
+        parameters that shape training. A fit whose ``checkpoint_dir`` holds
+        a checkpoint of the same fingerprint continues from the newest one
+        (``resumed_from_epoch_``; on the CPU the result is bit for bit the
+        uninterrupted fit's); one of another fit raises. None writes
+        nothing. See :doc:`/checkpoints`.
+    checkpoint_every : int, default=1
+        Epochs between checkpoints; one is also written after the last
+        epoch and at the end of warm-up.
     random_state : int, RandomState instance or None, default=None
         Controls weight initialisation, data order, augmentation, mixup and
         the mixtures. Pass an int for reproducible output across multiple
@@ -307,6 +321,9 @@ class DivideMixClassifier(
         histogram), ``lr``, ``unlabeled_weight``, ``notes``, ``dur``.
     device_ : str
         The device the nets were trained on.
+    resumed_from_epoch_ : int or None
+        The epoch of the checkpoint in ``checkpoint_dir`` the fit continued
+        from; None for a fit that started fresh.
 
     See Also
     --------
@@ -376,6 +393,8 @@ class DivideMixClassifier(
         "compile": ["boolean"],
         "device": [str, torch.device],
         "distributed": [StrOptions({"auto"}), "boolean"],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
@@ -411,6 +430,8 @@ class DivideMixClassifier(
         compile=False,
         device="auto",
         distributed="auto",
+        checkpoint_dir=None,
+        checkpoint_every=1,
         random_state=None,
         verbose=0,
         callbacks=None,
@@ -443,6 +464,8 @@ class DivideMixClassifier(
         self.compile = compile
         self.device = device
         self.distributed = distributed
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -536,17 +559,28 @@ class DivideMixClassifier(
             check_module_output(
                 nets[0], gather(data.source, first), len(classes), data.augment
             )
+            params = self.get_params()
+            checkpoints = open_checkpoints(
+                self.checkpoint_dir,
+                self.checkpoint_every,
+                params,
+                data,
+                y_encoded,
+                classes,
+            )
             torch.manual_seed(int(seeds[2]))
             result = run_epochs(
-                LoopSettings.from_params(self.get_params()),
+                LoopSettings.from_params(params),
                 nets,
                 data,
                 EpochReporter(verbose),
                 final_seeds,
+                checkpoints,
             )
         for net in nets:
             net.clear_training_state()
         self._set_fitted(fit_input, classes, y_encoded, device, nets, result)
+        self.resumed_from_epoch_ = result.resumed_from_epoch
         verdict = judge_fit(
             result.divisions,
             result.predictions,

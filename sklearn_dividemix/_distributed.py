@@ -18,21 +18,57 @@ division seeds from the same seeded streams, and then
   same mixtures to the same losses;
 - averages floating-point buffers (BatchNorm statistics) before each eval
   pass, since each rank normalised only its share of the batches.
+
+A rank that dies or hangs does not leave the others waiting forever: every
+collective fails within the process group's timeout (``SKLEARN_DIVIDEMIX_TIMEOUT``
+seconds when this library initialises the group, 1800 by default; gloo
+notices a killed peer at once) and is reported as a :class:`ReplicaFailure`
+naming the rank, so that ``torchrun --max-restarts`` can restart the fit,
+which resumes from its last checkpoint (``checkpoint_dir``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import math
 import os
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-__all__ = ["DataParallel", "Replicas", "SingleProcess", "resolve_replicas"]
+__all__ = [
+    "DataParallel",
+    "ReplicaFailure",
+    "Replicas",
+    "SingleProcess",
+    "collective_timeout",
+    "resolve_replicas",
+]
 
 # Spreads the ranks' augmentation seeds far apart (a large prime).
 _RANK_SEED_STRIDE = 1_000_003
+TIMEOUT_VARIABLE = "SKLEARN_DIVIDEMIX_TIMEOUT"
+_DEFAULT_TIMEOUT_S = 1800.0
+
+
+class ReplicaFailure(RuntimeError):
+    """A collective of a data-parallel fit failed: another process died or hung."""
+
+
+def collective_timeout() -> datetime.timedelta:
+    """How long a collective waits for the other processes (the group's
+    timeout when this library initialises it): ``SKLEARN_DIVIDEMIX_TIMEOUT``
+    seconds, 1800 by default."""
+    value = os.environ.get(TIMEOUT_VARIABLE, "")
+    try:
+        seconds = float(value) if value else _DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise ValueError(
+            f"{TIMEOUT_VARIABLE}={value!r} is not a number of seconds."
+        ) from None
+    return datetime.timedelta(seconds=seconds)
 
 
 class Replicas(Protocol):
@@ -78,6 +114,14 @@ class Replicas(Protocol):
         """The stream of this process's augmentation and mixing draws."""
         ...
 
+    def broadcast_object(self, obj: Any) -> Any:
+        """The main process's ``obj``, on every process."""
+        ...
+
+    def gather_objects(self, obj: Any) -> list:
+        """Every process's ``obj``, by rank."""
+        ...
+
 
 class SingleProcess:
     """A fit in one process: every collective is the identity."""
@@ -114,6 +158,12 @@ class SingleProcess:
         # One stream for plan and views: exactly the draws of earlier versions.
         return generator
 
+    def broadcast_object(self, obj: Any) -> Any:
+        return obj
+
+    def gather_objects(self, obj: Any) -> list:
+        return [obj]
+
 
 class DataParallel:
     """Data-parallel replicas over a ``torch.distributed`` process group.
@@ -136,6 +186,20 @@ class DataParallel:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @contextlib.contextmanager
+    def _collective(self, name: str):
+        """Report a failed collective as the failure of the fit it is."""
+        try:
+            yield
+        except RuntimeError as error:  # gloo/NCCL errors, timeouts included
+            raise ReplicaFailure(
+                f"Process {self.rank} of {self.world_size} of a data-parallel "
+                f"fit stopped: {name} failed ({str(error).strip()[:300]}). "
+                "Another process died or stopped answering. Under torchrun, "
+                "--max-restarts restarts the fit, and with checkpoint_dir set "
+                "every process resumes from the last checkpoint."
+            ) from error
+
     def shard(self, index: torch.Tensor) -> torch.Tensor:
         # Strided, so that shares differ by at most one sample.
         return index[self.rank :: self.world_size]
@@ -150,18 +214,21 @@ class DataParallel:
         padded = local.new_zeros((block, *local.shape[1:]))
         padded[: len(local)] = local
         blocks = [torch.empty_like(padded) for _ in range(self.world_size)]
-        self._dist.all_gather(blocks, padded.contiguous(), group=self.group)
+        with self._collective("all_gather"):
+            self._dist.all_gather(blocks, padded.contiguous(), group=self.group)
         return torch.cat(blocks)[:n]
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         total = tensor.clone()
-        self._dist.all_reduce(total, group=self.group)
+        with self._collective("all_reduce"):
+            self._dist.all_reduce(total, group=self.group)
         return total
 
     def _averaged(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         """Element-wise means over the processes, one collective for all."""
         flat = torch.cat([t.reshape(-1) for t in tensors])
-        self._dist.all_reduce(flat, group=self.group)
+        with self._collective("all_reduce"):
+            self._dist.all_reduce(flat, group=self.group)
         flat /= self.world_size
         chunks = flat.split([t.numel() for t in tensors])
         return [c.view_as(t).to(t.dtype) for c, t in zip(chunks, tensors, strict=True)]
@@ -185,14 +252,31 @@ class DataParallel:
                 buffer.copy_(mean)
 
     def broadcast_module(self, module: nn.Module) -> None:
-        source = 0 if self.group is None else self._dist.get_global_rank(self.group, 0)
-        with torch.no_grad():
+        source = self._main_rank()
+        with torch.no_grad(), self._collective("broadcast"):
             for tensor in [*module.parameters(), *module.buffers()]:
                 self._dist.broadcast(tensor.data, src=source, group=self.group)
 
     def view_generator(self, generator: torch.Generator, seed: int) -> torch.Generator:
         own = torch.Generator(device=generator.device)
         return own.manual_seed(seed + _RANK_SEED_STRIDE * (self.rank + 1))
+
+    def _main_rank(self) -> int:
+        return 0 if self.group is None else self._dist.get_global_rank(self.group, 0)
+
+    def broadcast_object(self, obj: Any) -> Any:
+        objects = [obj]
+        with self._collective("broadcast_object_list"):
+            self._dist.broadcast_object_list(
+                objects, src=self._main_rank(), group=self.group
+            )
+        return objects[0]
+
+    def gather_objects(self, obj: Any) -> list:
+        objects: list = [None] * self.world_size
+        with self._collective("all_gather_object"):
+            self._dist.all_gather_object(objects, obj, group=self.group)
+        return objects
 
 
 def _launched_by_torchrun() -> bool:
@@ -210,7 +294,8 @@ def _initialise_from_environment(device: str) -> None:
             "script.py`, or call torch.distributed.init_process_group first."
         )
     backend = "nccl" if device.startswith("cuda") else "gloo"
-    dist.init_process_group(backend=backend)
+    # bounded: a rank that dies or hangs stops the others (ReplicaFailure)
+    dist.init_process_group(backend=backend, timeout=collective_timeout())
 
 
 def resolve_replicas(distributed: bool | str, device: str) -> Replicas:

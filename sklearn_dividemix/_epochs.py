@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from skorch.history import History
 
+from ._checkpoint import CheckpointDir, resume, save
 from ._divider import Divider, notify_division
 from ._division import (
     Division,
@@ -26,10 +27,10 @@ from ._division import (
     warmup_should_continue,
 )
 from ._eval_pass import eval_pass
-from ._fit_state import FitState, Phase
+from ._fit_state import FitState, LoopSettings, Phase, checkpoint_due
 from ._losses import linear_rampup
 from ._progress import EpochReporter
-from ._schedule import auto_rampup_epochs, auto_warmup_epochs, warmup_limit
+from ._schedule import auto_rampup_epochs
 from ._training import (
     TrainingData,
     mixmatch_step_count,
@@ -46,45 +47,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class LoopSettings:
-    """The estimator parameters the epoch loop reads, resolved and frozen."""
-
-    max_epochs: int = 30
-    warmup_epochs: int = 10
-    max_warmup_epochs: int = 15
-    lr_decay: float = 0.1
-    lambda_u: float | str = "auto"
-    p_threshold: float = 0.5
-    temperature: float = 0.5
-    alpha: float = 0.5
-    # 'auto': resolved when warm-up ends, from the epochs left
-    rampup_epochs: int | str = 16
-    lr_warmup_epochs: int = 0
-    loss_window: int = 1
-    confidence_penalty: bool = False
-    division: str = "global"
-    steps_per_epoch: str = "labeled"
-
-    @classmethod
-    def from_params(cls, params: dict) -> LoopSettings:
-        """From ``get_params()``, with the ``'auto'`` epoch counts resolved."""
-        names = [name for name in cls.__dataclass_fields__ if name in params]
-        values = {name: params[name] for name in names}
-        max_epochs = values["max_epochs"]
-        if values.get("warmup_epochs", "auto") == "auto":
-            values["warmup_epochs"] = auto_warmup_epochs(max_epochs)
-        values["max_warmup_epochs"] = warmup_limit(
-            max_epochs,
-            values["warmup_epochs"],
-            values.get("max_warmup_epochs", "auto"),
-        )
-        if values.get("lr_warmup_epochs", "auto") == "auto":
-            # as lr='auto': the built-in small nets were tuned without it
-            values["lr_warmup_epochs"] = 0 if params.get("module") is None else 1
-        return cls(**values)
-
-
 @dataclass
 class LoopResult:
     """What a fit keeps from its epochs and final division, and the evidence
@@ -97,6 +59,7 @@ class LoopResult:
     notes: list[str]
     first_noise_rates: list[float] | None
     stopped_in_warmup: bool
+    resumed_from_epoch: int | None = None
 
 
 def _division_notes(division: Division, name: str, p_threshold: float, n_classes: int):
@@ -331,6 +294,7 @@ def run_epochs(
     data: TrainingData,
     reporter: EpochReporter,
     final_seeds: tuple[int, int],
+    checkpoints: CheckpointDir | None = None,
 ) -> LoopResult:
     """Train both nets for ``settings.max_epochs`` epochs, then divide.
 
@@ -339,20 +303,35 @@ def run_epochs(
     ``final_seeds`` seed the final division's two mixtures. Notes on the
     divisions (not bimodal, an empty or tiny side, a longer warm-up) go to
     ``history_`` and into the result for the verdict, not into warnings.
+    With ``checkpoints``, the fit continues from the newest checkpoint of
+    this fit there, if any, and writes one as they are due.
     """
     with contextlib.ExitStack() as stack:
         for net in nets:
             # every process starts from the main process's weights
             data.replicas.broadcast_module(net.module_)
             stack.enter_context(net.replicated(data.replicas))
-        return _run_epochs(settings, nets, data, reporter, final_seeds)
+        return _run_epochs(settings, nets, data, reporter, final_seeds, checkpoints)
 
 
-def _run_epochs(settings, nets, data, reporter, final_seeds) -> LoopResult:
-    labels = data.y.cpu().numpy()
-    divider = Divider(settings.division, labels, data.n_classes)
+def _start(settings, nets, data, reporter, final_seeds, checkpoints):
+    """The fit state to start from: fresh, or the newest checkpoint's."""
     state = FitState.start(
         len(nets), settings.loss_window, int(data.rng.randint(2**31))
+    )
+    resumed = None if checkpoints is None else resume(checkpoints, nets, data)
+    if resumed is None:
+        return state, final_seeds, None
+    state, final_seeds, path = resumed
+    reporter.resumed(path, state.epoch, settings.max_epochs)
+    return state, final_seeds, state.epoch
+
+
+def _run_epochs(settings, nets, data, reporter, final_seeds, checkpoints) -> LoopResult:
+    labels = data.y.cpu().numpy()
+    divider = Divider(settings.division, labels, data.n_classes)
+    state, final_seeds, resumed_from = _start(
+        settings, nets, data, reporter, final_seeds, checkpoints
     )
     history = state.history
     for net in nets:
@@ -372,6 +351,9 @@ def _run_epochs(settings, nets, data, reporter, final_seeds) -> LoopResult:
         history.append(row)
         state.epoch += 1
         reporter.end_epoch(row, len(data))
+        every = None if checkpoints is None else checkpoints.every
+        if every and checkpoint_due(settings, every, state.epoch, row):
+            save(checkpoints, nets, data, state, final_seeds)
     for net in nets:
         net.notify("on_train_end", X=None, y=None)
     divisions, final, final_notes = _final_division(
@@ -386,4 +368,5 @@ def _run_epochs(settings, nets, data, reporter, final_seeds) -> LoopResult:
         notes=notes + final_notes,
         first_noise_rates=state.phase.first_noise_rates,
         stopped_in_warmup=state.phase.warmup_end is None,
+        resumed_from_epoch=resumed_from,
     )

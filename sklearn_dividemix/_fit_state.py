@@ -5,19 +5,75 @@ optimizers) and the data's random streams, lives in one :class:`FitState`:
 the history, each net's loss window, where warm-up ended and what it chose,
 the last bimodal division of each net, and the stream that seeds the
 divisions. It is what a checkpoint saves with the nets, and what a resumed
-fit continues from; nothing else of the loop outlives an epoch.
+fit continues from; nothing else of the loop outlives an epoch. Beside it,
+what the loop reads and never changes: the frozen :class:`LoopSettings`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from skorch.history import History
 
 from ._division import Division, LossWindow
+from ._schedule import auto_warmup_epochs, warmup_limit
 
-__all__ = ["FitState", "Phase"]
+__all__ = ["FitState", "LoopSettings", "Phase", "checkpoint_due"]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """The estimator parameters the epoch loop reads, resolved and frozen."""
+
+    max_epochs: int = 30
+    warmup_epochs: int = 10
+    max_warmup_epochs: int = 15
+    lr_decay: float = 0.1
+    lambda_u: float | str = "auto"
+    p_threshold: float = 0.5
+    temperature: float = 0.5
+    alpha: float = 0.5
+    # 'auto': resolved when warm-up ends, from the epochs left
+    rampup_epochs: int | str = 16
+    lr_warmup_epochs: int = 0
+    loss_window: int = 1
+    confidence_penalty: bool = False
+    division: str = "global"
+    steps_per_epoch: str = "labeled"
+
+    @classmethod
+    def from_params(cls, params: dict) -> LoopSettings:
+        """From ``get_params()``, with the ``'auto'`` epoch counts resolved."""
+        names = [name for name in cls.__dataclass_fields__ if name in params]
+        values = {name: params[name] for name in names}
+        max_epochs = values["max_epochs"]
+        if values.get("warmup_epochs", "auto") == "auto":
+            values["warmup_epochs"] = auto_warmup_epochs(max_epochs)
+        values["max_warmup_epochs"] = warmup_limit(
+            max_epochs,
+            values["warmup_epochs"],
+            values.get("max_warmup_epochs", "auto"),
+        )
+        if values.get("lr_warmup_epochs", "auto") == "auto":
+            # as lr='auto': the built-in small nets were tuned without it
+            values["lr_warmup_epochs"] = 0 if params.get("module") is None else 1
+        return cls(**values)
+
+
+def checkpoint_due(settings: LoopSettings, every: int, epoch: int, row: dict[str, Any]):
+    """Whether a checkpoint is written after ``epoch`` epochs (this ``row``).
+
+    Every ``every`` epochs, after the last epoch, and after each warm-up
+    epoch that may be the last one (from ``warmup_epochs`` on, warm-up ends
+    when the division's evidence says so).
+    """
+    return (
+        epoch % every == 0
+        or epoch == settings.max_epochs
+        or (row.get("phase") == "warmup" and epoch >= settings.warmup_epochs)
+    )
 
 
 @dataclass

@@ -43,6 +43,17 @@ class EpochReporter:
         self.verbose = verbose
         self.stream = stream if stream is not None else sys.stdout
         self._bar = None
+        self._header = False
+
+    def resumed(self, path, epoch: int, max_epochs: int) -> None:
+        """Say that the fit continues from a checkpoint (``verbose >= 1``)."""
+        if self.verbose >= 1:
+            print(
+                f"resuming from checkpoint {path} after epoch {epoch} of "
+                f"{max_epochs}",
+                file=self.stream,
+                flush=True,
+            )
 
     def start_epoch(self, n_steps: int, description: str) -> None:
         if self.verbose >= 2:
@@ -76,7 +87,8 @@ class EpochReporter:
             self._bar = None
         if self.verbose < 1:
             return
-        if row["epoch"] == 1:
+        if not self._header:  # epoch 1, or the first after a resume
+            self._header = True
             header = "{:>5}  {:<8}  {:>9}  {:>9}  {:>12}  {:>12}  {:>6}"
             print(header.format(*_COLUMNS), file=self.stream)
         line = "{:>5}  {:<8}  {:>9.4f}  {:>9.4f}  {:>12.1%}  {:>12.1%}  {:>6.2f}"
