@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 from skorch import NeuralNetClassifier
-from skorch.callbacks import LRScheduler
+from skorch.callbacks import Callback, LRScheduler
 from torch import nn
 
 from sklearn_dividemix import DivideMixClassifier
@@ -139,7 +140,40 @@ def make_cross_entropy_net(
     )
 
 
-def _fit_dividemix(data, y_noisy, budget: Budget, seed: int) -> dict:
+class DivisionTrace(Callback):
+    """Each division of a fit against the true flips, through ``on_division``.
+
+    An observer: it reads the divisions the fit makes and changes nothing.
+    Per division: the epoch, the stage, the share flagged, its precision and
+    recall as a detector of wrong labels, and the loss ranking's ROC AUC.
+    """
+
+    def __init__(self, is_flipped=None, p_threshold: float = 0.5) -> None:
+        self.is_flipped = is_flipped
+        self.p_threshold = p_threshold
+
+    def initialize(self):
+        self.rows = []
+        return self
+
+    def on_division(self, net, *, epoch, stage, losses, division, used):
+        flipped = np.asarray(self.is_flipped, dtype=bool)
+        flagged = division.clean_proba <= self.p_threshold
+        both = 0 < flipped.sum() < len(flipped)
+        self.rows.append(
+            {
+                "epoch": epoch,
+                "stage": stage,
+                "flagged": float(flagged.mean()),
+                "precision": float(flipped[flagged].mean()) if flagged.any() else None,
+                "recall": float(flagged[flipped].mean()) if flipped.any() else None,
+                "auc": float(roc_auc_score(flipped, losses)) if both else None,
+                "separation": float(division.separation),
+            }
+        )
+
+
+def _fit_dividemix(data, y_noisy, budget: Budget, seed: int, is_flipped) -> dict:
     params = dict(
         max_epochs=budget.max_epochs,
         batch_size=budget.batch_size,
@@ -149,7 +183,9 @@ def _fit_dividemix(data, y_noisy, budget: Budget, seed: int) -> dict:
         random_state=seed,
     )
     params.update(budget.dividemix)
-    clf = DivideMixClassifier(**params).fit(data.X_train, y_noisy)
+    trace = DivisionTrace(is_flipped, params.get("p_threshold", 0.5))
+    clf = DivideMixClassifier(**params, callbacks=[("trace", trace)])
+    clf.fit(data.X_train, y_noisy)
     history = clf.history_
     return {
         "model": clf,
@@ -162,6 +198,8 @@ def _fit_dividemix(data, y_noisy, budget: Budget, seed: int) -> dict:
             # what the automatic choices came to
             "warmup_epochs_": clf.warmup_epochs_,
             "lambda_u_": clf.lambda_u_,
+            # net1's divisions against the truth, epoch by epoch
+            "divisions_net1": dict(clf.net1_.callbacks_)["trace"].rows,
         },
     }
 
@@ -183,7 +221,9 @@ def _fit_cleanlearning(data, y_noisy, budget: Budget, seed: int) -> dict:
     }
 
 
-def fit_method(method: str, data, y_noisy: np.ndarray, budget: Budget, seed: int):
+def fit_method(
+    method: str, data, y_noisy: np.ndarray, budget: Budget, seed: int, is_flipped=None
+):
     """Fit one method on one cell; returns the model and its noise flags.
 
     The global torch generator is seeded here: skorch draws its initial
@@ -192,7 +232,7 @@ def fit_method(method: str, data, y_noisy: np.ndarray, budget: Budget, seed: int
     """
     torch.manual_seed(seed)
     if method == "dividemix":
-        return _fit_dividemix(data, y_noisy, budget, seed)
+        return _fit_dividemix(data, y_noisy, budget, seed, is_flipped)
     if method == "cleanlearning":
         return _fit_cleanlearning(data, y_noisy, budget, seed)
     labels = {"cross_entropy": y_noisy, "oracle": data.y_train}[method]
