@@ -49,8 +49,7 @@ class EpochReporter:
         """Say that the fit continues from a checkpoint (``verbose >= 1``)."""
         if self.verbose >= 1:
             print(
-                f"resuming from checkpoint {path} after epoch {epoch} of "
-                f"{max_epochs}",
+                f"resuming from checkpoint {path} after epoch {epoch} of {max_epochs}",
                 file=self.stream,
                 flush=True,
             )

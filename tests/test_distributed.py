@@ -4,8 +4,10 @@ import importlib.util
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -168,12 +170,14 @@ def digits_npz(request, tmp_path_factory, noisy_digits):
     return path
 
 
-def _torchrun(n_processes: int, out_dir: Path, data: Path) -> None:
+def _torchrun(
+    n_processes: int, out_dir: Path, data: Path, *options: str, **env: str
+) -> None:
     """torchrun on a free port; the whole process group dies on a timeout."""
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
-    command = [torchrun or "torchrun", "--standalone"]
+    command = [torchrun or "torchrun", "--standalone", *options]
     command += [f"--nproc_per_node={n_processes}", str(SCRIPT), str(out_dir), str(data)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), **env}
     process = subprocess.Popen(
         command,
         env=env,
@@ -217,3 +221,99 @@ def test_torchrun_two_ranks_fit_one_model(tmp_path, digits_npz, noisy_digits):
     f1 = f1_score(flipped, ~rank0["clean_mask"])
     assert f1 >= f1_score(flipped, ~alone.clean_mask_) - 0.03
     assert f1 > 0.9
+
+
+# -- failed ranks ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory, noisy_digits):
+    """256 noisy digits, 4 epochs (warm-up ends after 2): a fit of seconds."""
+    path = tmp_path_factory.mktemp("faults") / "digits.npz"
+    np.savez(
+        path,
+        as_dataset=False,
+        X=noisy_digits["X_train"][:256],
+        y=noisy_digits["y_noisy"][:256],
+        X_test=noisy_digits["X_test"][:50],
+        max_epochs=4,
+        warmup_epochs=2,
+        batch_size=32,
+    )
+    return path
+
+
+def test_after_an_elastic_restart_every_rank_resumes_bit_for_bit(tmp_path, tiny_npz):
+    reference, restarted = tmp_path / "reference", tmp_path / "restarted"
+    reference.mkdir(), restarted.mkdir()
+    _torchrun(2, reference, tiny_npz, FIT_CHECKPOINT_DIR=str(reference / "ckpt"))
+    # rank 1 dies in epoch 4, after the checkpoint of epoch 3; torchrun
+    # stops rank 0 and starts both again
+    _torchrun(
+        2,
+        restarted,
+        tiny_npz,
+        "--max-restarts=1",
+        FIT_CHECKPOINT_DIR=str(restarted / "ckpt"),
+        FIT_FAULT="kill:1:3",
+    )
+    assert (restarted / "fault1").exists()
+    expected = np.load(reference / "rank0.npz")
+    assert int(expected["resumed_from_epoch"]) == -1
+    for rank in range(2):
+        resumed = np.load(restarted / f"rank{rank}.npz")
+        assert int(resumed["resumed_from_epoch"]) == 3
+        for name in ("clean_proba", "weights1", "weights2", "losses", "predictions"):
+            np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("fault", ["kill", "hang"])
+def test_a_dead_or_hung_rank_stops_the_others_with_a_clear_error(
+    tmp_path, tiny_npz, fault
+):
+    """Without torchrun to stop them, the survivors stop on their own."""
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+        "WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+        "FIT_FAULT": f"{fault}:1:2",
+        "SKLEARN_DIVIDEMIX_TIMEOUT": "10",
+    }
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, str(SCRIPT), str(tmp_path), str(tiny_npz)],
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "fault1").exists():
+            assert time.monotonic() < deadline, "rank 1 never reached its fault"
+            assert ranks[0].poll() is None, ranks[0].stderr.read()[-2000:]
+            time.sleep(0.2)
+        failed = time.monotonic()
+        _, error = ranks[0].communicate(timeout=60)
+        stopped_after = time.monotonic() - failed
+    finally:
+        for process in ranks:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+    assert ranks[0].returncode != 0
+    assert "ReplicaFailure: Process 0 of 2 of a data-parallel fit stopped" in error
+    assert "--max-restarts" in error
+    # gloo notices a killed peer at once; a hung one after the timeout
+    assert stopped_after < (10 if fault == "kill" else 10 + 20)

@@ -6,8 +6,15 @@ DATA``: every rank fits the same estimator on ``DATA`` (an ``.npz`` with
 and ``as_dataset``, which passes ``X`` and ``y`` as a ``TensorDataset``) and writes
 what it learnt to ``OUT_DIR/rank<R>.npz``. With ``--nproc_per_node=1`` it is
 the one-process fit the others are compared with.
+
+Faults, for the failed-rank tests: ``FIT_CHECKPOINT_DIR`` sets
+``checkpoint_dir``, and ``FIT_FAULT=kind:rank:epoch`` makes that rank send
+itself SIGKILL (``kill``) or SIGSTOP (``hang``) in epoch ``epoch + 1``,
+once: a marker file beside ``OUT_DIR``'s outputs keeps a restarted rank alive.
 """
 
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,6 +36,36 @@ class RowCounter(Callback):
 
     def on_batch_end(self, net, batch=None, training=None, **kwargs):
         self.rows += len(batch.X)
+
+
+class Fault(Callback):
+    """Kill or freeze this process at the second step of epoch ``epoch + 1``."""
+
+    def __init__(self, kind, epoch, marker):
+        self.kind, self.epoch, self.marker = kind, epoch, marker
+
+    def initialize(self):
+        self.steps_ = 0
+        return self
+
+    def on_batch_end(self, net, **kwargs):
+        if len(net.history) != self.epoch + 1 or os.path.exists(self.marker):
+            return
+        self.steps_ += 1
+        if self.steps_ == 2:
+            Path(self.marker).touch()
+            kill = self.kind == "kill"
+            os.kill(os.getpid(), signal.SIGKILL if kill else signal.SIGSTOP)
+
+
+def _fault_callbacks(out_dir: Path) -> list:
+    fault = os.environ.get("FIT_FAULT")
+    if not fault:
+        return []
+    kind, rank, epoch = fault.split(":")
+    if int(os.environ["RANK"]) != int(rank):
+        return []
+    return [Fault(kind, int(epoch), str(out_dir / f"fault{rank}"))]
 
 
 def trained_rows(clf) -> int:
@@ -54,7 +91,8 @@ def main(out_dir: Path, data_path: Path) -> None:
         batch_size=int(data["batch_size"]),
         distributed=True,
         random_state=0,
-        callbacks=[RowCounter()],
+        callbacks=[RowCounter(), *_fault_callbacks(out_dir)],
+        checkpoint_dir=os.environ.get("FIT_CHECKPOINT_DIR"),
     )
     X, y = data["X"], data["y"]
     if bool(data["as_dataset"]):
@@ -76,6 +114,9 @@ def main(out_dir: Path, data_path: Path) -> None:
         weights2=_flat_weights(clf.net2_),
         losses=np.array([row["loss_net1"] for row in clf.history_]),
         predictions=clf.predict(data["X_test"]),
+        resumed_from_epoch=-1
+        if clf.resumed_from_epoch_ is None
+        else clf.resumed_from_epoch_,
     )
     torch.distributed.destroy_process_group()
 
