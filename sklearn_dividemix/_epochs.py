@@ -28,6 +28,23 @@ from ._division import (
 )
 from ._eval_pass import eval_pass
 from ._fit_state import FitState, LoopSettings, Phase, checkpoint_due
+from ._history import (
+    DUR,
+    EPOCH,
+    INTERRUPTED,
+    LAMBDA_U,
+    LR,
+    MIXMATCH,
+    NOTES,
+    PHASE,
+    UNLABELED_WEIGHT,
+    WARMUP,
+    division_key,
+    gmm_means_key,
+    labeled_key,
+    loss_key,
+    loss_terms_key,
+)
 from ._losses import linear_rampup
 from ._progress import EpochReporter
 from ._schedule import auto_rampup_epochs
@@ -88,7 +105,7 @@ def _lr_factor(settings: LoopSettings, epoch: int):
 
 def _warmup(settings: LoopSettings, nets, data, reporter, epoch) -> dict[str, Any]:
     reporter.start_epoch(2 * -(-len(data) // data.batch_size), "warm-up")
-    row: dict[str, Any] = {"phase": "warmup", "unlabeled_weight": 0.0}
+    row: dict[str, Any] = {PHASE: WARMUP, UNLABELED_WEIGHT: 0.0}
     for i, net in enumerate(nets, start=1):
         terms = run_warmup_epoch(
             net,
@@ -97,12 +114,12 @@ def _warmup(settings: LoopSettings, nets, data, reporter, epoch) -> dict[str, An
             progress=reporter.step,
             lr_factor=_lr_factor(settings, epoch),
         )
-        row[f"loss_net{i}"] = terms.pop("loss", float("nan"))
-        row[f"loss_terms_net{i}"] = terms
-        row[f"labeled_net{i}"] = len(data)
-        row[f"gmm_means_net{i}"] = None
-        row[f"division_net{i}"] = None
-    row["notes"] = []
+        row[loss_key(i)] = terms.pop("loss", float("nan"))
+        row[loss_terms_key(i)] = terms
+        row[labeled_key(i)] = len(data)
+        row[gmm_means_key(i)] = None
+        row[division_key(i)] = None
+    row[NOTES] = []
     return row
 
 
@@ -121,7 +138,7 @@ def _end_of_warmup(
     if warmup_should_continue(separation, phase.separation, epoch, limit):
         phase.separation = separation
         row = _warmup(settings, nets, data, reporter, epoch)
-        row["notes"].append(
+        row[NOTES].append(
             "warm-up extended: losses not bimodal yet (separation "
             f"{separation:.2f}; warm-up goes on while it grows, up to epoch {limit})"
         )
@@ -146,14 +163,14 @@ def _mixmatch(
     n_classes = data.n_classes
     threshold = settings.p_threshold
     row: dict[str, Any] = {
-        "phase": "mixmatch",
-        "notes": [],
-        "lambda_u": phase.lambda_u,
+        PHASE: MIXMATCH,
+        NOTES: [],
+        LAMBDA_U: phase.lambda_u,
     }
     for i, division in enumerate(divisions, start=1):
-        row[f"gmm_means_net{i}"] = division.means
-        row[f"division_net{i}"] = division.summary()
-        row["notes"] += _division_notes(division, f"net{i}", threshold, n_classes)
+        row[gmm_means_key(i)] = division.means
+        row[division_key(i)] = division.summary()
+        row[NOTES] += _division_notes(division, f"net{i}", threshold, n_classes)
     peer_proba = [
         torch.as_tensor(d.clean_proba, dtype=torch.float32, device=data.y.device)
         for d in divisions[::-1]
@@ -192,16 +209,16 @@ def _mixmatch(
             steps_per_epoch=settings.steps_per_epoch,
             progress=reporter.step,
         )
-        row[f"loss_net{i}"] = terms.pop("loss", float("nan"))
-        row[f"loss_terms_net{i}"] = terms
-        row[f"labeled_net{i}"] = int((clean_proba > threshold).sum())
-    row["unlabeled_weight"] = unlabeled_weight(1.0)
+        row[loss_key(i)] = terms.pop("loss", float("nan"))
+        row[loss_terms_key(i)] = terms
+        row[labeled_key(i)] = int((clean_proba > threshold).sum())
+    row[UNLABELED_WEIGHT] = unlabeled_weight(1.0)
     return row
 
 
 def _check_finite(row: dict, epoch: int, nets) -> None:
     for i, net in enumerate(nets, start=1):
-        loss = row[f"loss_net{i}"]
+        loss = row[loss_key(i)]
         # The last step's update can be non-finite although every loss was
         # finite; the final division and predict would then be NaN.
         state = net.module_.state_dict().values()
@@ -212,7 +229,7 @@ def _check_finite(row: dict, epoch: int, nets) -> None:
         else:
             continue
         raise FloatingPointError(
-            f"Training diverged: net{i}'s {problem} ({row['phase']} phase). "
+            f"Training diverged: net{i}'s {problem} ({row[PHASE]} phase). "
             "Lower lr, check X for extreme values, or use amp=None."
         )
 
@@ -257,13 +274,13 @@ def _epoch(settings: LoopSettings, nets, data, divider, state: FitState, reporte
         if row is None:
             phase = state.phase
             row = _mixmatch(settings, nets, data, used, epoch, reporter, phase)
-            row["notes"] += notes
+            row[NOTES] += notes
     for i, net in enumerate(nets, start=1):
-        net.history.record("train_loss", row[f"loss_net{i}"])
-        net.history.record("phase", row["phase"])
-        net.history.record("labeled", row[f"labeled_net{i}"])
+        net.history.record("train_loss", row[loss_key(i)])
+        net.history.record("phase", row[PHASE])
+        net.history.record("labeled", row[labeled_key(i)])
         net.notify("on_epoch_end", dataset_train=None, dataset_valid=None)
-    row["lr"] = nets[0].optimizer_.param_groups[0]["lr"]
+    row[LR] = nets[0].optimizer_.param_groups[0]["lr"]
     return row
 
 
@@ -343,10 +360,10 @@ def _run_epochs(settings, nets, data, reporter, final_seeds, checkpoints) -> Loo
             row = _epoch(settings, nets, data, divider, state, reporter)
         except KeyboardInterrupt:
             reporter.close()
-            name = "warmup" if state.phase.warmup_end is None else "mixmatch"
-            history.append({"epoch": epoch + 1, "phase": name, "interrupted": True})
+            name = WARMUP if state.phase.warmup_end is None else MIXMATCH
+            history.append({EPOCH: epoch + 1, PHASE: name, INTERRUPTED: True})
             break
-        row = {"epoch": epoch + 1, **row, "dur": time.perf_counter() - start}
+        row = {EPOCH: epoch + 1, **row, DUR: time.perf_counter() - start}
         _check_finite(row, epoch + 1, nets)
         history.append(row)
         state.epoch += 1
@@ -359,7 +376,7 @@ def _run_epochs(settings, nets, data, reporter, final_seeds, checkpoints) -> Loo
     divisions, final, final_notes = _final_division(
         nets, data, divider, state, final_seeds, settings
     )
-    notes = [note for row in history for note in row.get("notes", [])]
+    notes = [note for row in history for note in row.get(NOTES, [])]
     return LoopResult(
         history=history,
         divisions=divisions,

@@ -13,6 +13,16 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from ._history import (
+    EPOCH,
+    PHASE,
+    WARMUP,
+    completed,
+    division_key,
+    labeled_key,
+    loss_key,
+)
+
 __all__ = ["LossDivisionDisplay", "TrainingCurvesDisplay"]
 
 _NETS = (1, 2)
@@ -37,11 +47,6 @@ def _fitted_dividemix(estimator):
             f"with one; got {type(final).__name__}."
         )
     return final
-
-
-def _epoch_rows(history) -> list[dict]:
-    """History rows of completed epochs (an interrupted fit adds a stub)."""
-    return [row for row in history if not row.get("interrupted", False)]
 
 
 def _normal_pdf(x: np.ndarray, mean: float, variance: float) -> np.ndarray:
@@ -283,8 +288,8 @@ class LossDivisionDisplay:
 
 
 def _history_division(history, epoch: int, net: int) -> dict:
-    rows = {row["epoch"]: row for row in _epoch_rows(history)}
-    divided = [k for k, row in rows.items() if row.get(f"division_net{net}")]
+    rows = {row[EPOCH]: row for row in completed(history)}
+    divided = [k for k, row in rows.items() if row.get(division_key(net))]
     if epoch not in divided:
         available = f"{divided[0]}..{divided[-1]}" if divided else "none"
         raise ValueError(
@@ -292,7 +297,7 @@ def _history_division(history, epoch: int, net: int) -> dict:
             f"the epochs after warm-up ({available}). Use epoch=None for the "
             "division after the last epoch."
         )
-    return rows[epoch][f"division_net{net}"]
+    return rows[epoch][division_key(net)]
 
 
 class TrainingCurvesDisplay:
@@ -435,20 +440,19 @@ class TrainingCurvesDisplay:
         """
         check_matplotlib_support(f"{cls.__name__}.from_estimator")
         clf = _fitted_dividemix(estimator)
-        rows = _epoch_rows(clf.history_)
+        rows = completed(clf.history_)
         n_samples = len(clf.clean_proba_)
-        nets = [f"net{k}" for k in _NETS]
         display = cls(
-            epochs=np.array([row["epoch"] for row in rows]),
+            epochs=np.array([row[EPOCH] for row in rows]),
             losses={
-                name: np.array([row[f"loss_{name}"] for row in rows]) for name in nets
+                f"net{k}": np.array([row[loss_key(k)] for row in rows]) for k in _NETS
             },
             labeled_fractions={
-                name: np.array([row[f"labeled_{name}"] for row in rows]) / n_samples
-                for name in nets
+                f"net{k}": np.array([row[labeled_key(k)] for row in rows]) / n_samples
+                for k in _NETS
             },
             # warm-up may have been extended past warmup_epochs
-            warmup_epochs=sum(row.get("phase") == "warmup" for row in rows),
+            warmup_epochs=sum(row.get(PHASE) == WARMUP for row in rows),
             final_clean_fraction=float(np.mean(clf.clean_mask_)),
         )
         return display.plot(ax=ax)
