@@ -33,10 +33,10 @@ cache). Run with ``nice -n 10 python -m benchmarks.verdict_calibration
 [case ...]``; a digits case takes 10-20 s on two idle CPU cores, the CIFAR
 one about three minutes.
 
-Each net's divisions are recorded by wrapping ``_epochs._Phase.keep_healthy``
-(the fitted attributes keep only both nets' mean clean probability); adapt
-``_DivisionRecorder`` if the epoch loop changes. Once the estimator has
-``fit_verdict_``, the report prints its ``trusted`` next to this script's.
+Each net's divisions are recorded through the estimator's ``on_division``
+callback hook (:class:`DivisionRecorder`; the fitted attributes keep only
+both nets' mean clean probability). Once the estimator has ``fit_verdict_``,
+the report prints its ``trusted`` next to this script's.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ import time
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
+from skorch.callbacks import Callback
 
-from sklearn_dividemix import DivideMixClassifier, _epochs, make_noisy_labels
+from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 from sklearn_dividemix._division import estimate_noise_rate
 from sklearn_dividemix._verdict import judge_fit
 
@@ -112,32 +113,31 @@ def _cases():
     return cases
 
 
-class _DivisionRecorder:
-    """Record the divisions a fit hands to ``_Phase.keep_healthy``.
+class DivisionRecorder(Callback):
+    """Record one net's divisions through the ``on_division`` hook.
 
     The fitted attributes keep only the mean clean probability of both nets;
     the verdict needs each net's. Every MixMatch epoch and the final division
-    pass through ``keep_healthy``: its first input is the first division
-    after warm-up, its last output the divisions behind ``clean_proba_``.
+    are recorded as ``(division, used)``: the first is the first division
+    after warm-up, the last's ``used`` the division behind ``clean_proba_``.
+    Each net gets its own copy (see :func:`recorded`).
     """
 
-    def __init__(self):
+    def initialize(self):
         self.calls = []
-
-    def __enter__(self):
-        self._original = _epochs._Phase.keep_healthy
-        recorder = self
-
-        def keep_healthy(phase, divisions, epoch):
-            kept, notes = recorder._original(phase, divisions, epoch)
-            recorder.calls.append((list(divisions), list(kept)))
-            return kept, notes
-
-        _epochs._Phase.keep_healthy = keep_healthy
         return self
 
-    def __exit__(self, *exc):
-        _epochs._Phase.keep_healthy = self._original
+    def on_division(self, net, *, epoch, stage, losses, division, used):
+        if stage != "warmup_check":
+            self.calls.append((division, used))
+
+
+def recorded(est) -> list[tuple[list, list]]:
+    """Both nets' recorded divisions: ``[(divisions, used), ...]`` by call."""
+    per_net = [
+        dict(net.callbacks_)["divisions"].calls for net in (est.net1_, est.net2_)
+    ]
+    return [([a[0], b[0]], [a[1], b[1]]) for a, b in zip(*per_net, strict=True)]
 
 
 def _net_predictions(est, X):
@@ -150,20 +150,19 @@ def _net_predictions(est, X):
         ]
 
 
-def collect(est, recorder, X, y_true, flipped, X_test, y_test):
+def collect(est, X, y_true, flipped, X_test, y_test):
     """The verdict's inputs and the fit's true quality, from a fitted estimator."""
     predictions = _net_predictions(est, X)
+    calls = recorded(est)
     rows = list(est.history_)
     stopped_in_warmup = not any(r.get("phase") == "mixmatch" for r in rows)
     first_rates = None
     if not stopped_in_warmup:
-        first_rates = [
-            estimate_noise_rate([d], est.p_threshold) for d in recorder.calls[0][0]
-        ]
+        first_rates = [estimate_noise_rate([d], est.p_threshold) for d in calls[0][0]]
     y_true_enc = np.searchsorted(est.classes_, y_true)
     return {
-        "divisions": recorder.calls[-1][1],
-        "raw_final_divisions": recorder.calls[-1][0],
+        "divisions": calls[-1][1],
+        "raw_final_divisions": calls[-1][0],
         "predictions": predictions,
         "labels": est._train_labels,
         "n_classes": len(est.classes_),
@@ -188,10 +187,14 @@ def run_case(name, refit=False):
     load, params, seed = _cases()[name]
     X, y_true, y_noisy, flipped, X_test, y_test = load()
     start = time.perf_counter()
-    est = DivideMixClassifier(random_state=seed, device="cpu", **params)
-    with _DivisionRecorder() as recorder:
-        est.fit(X, y_noisy)
-    evidence = collect(est, recorder, X, y_true, flipped, X_test, y_test)
+    est = DivideMixClassifier(
+        random_state=seed,
+        device="cpu",
+        callbacks=[("divisions", DivisionRecorder())],
+        **params,
+    )
+    est.fit(X, y_noisy)
+    evidence = collect(est, X, y_true, flipped, X_test, y_test)
     evidence["fit_seconds"] = time.perf_counter() - start
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(evidence))
@@ -221,7 +224,7 @@ def report(name, ev):
         f"{', '.join(f'{a:.1%}' for a in ev['net_true_accuracy'])}, "
         f"test accuracy {ev['test_accuracy']:.1%}"
     )
-    print(f"   last divisions before keep_healthy: {'; '.join(raw)}")
+    print(f"   last divisions before the healthy ones are kept: {'; '.join(raw)}")
     if ev.get("fit_verdict_") is not None:
         print(
             f"   the estimator's fit_verdict_: trusted={ev['fit_verdict_']['trusted']}"
