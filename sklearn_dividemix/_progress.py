@@ -27,8 +27,12 @@ def _end_fit_line(clean_mask: np.ndarray, verdict) -> str:
     nets = ", ".join(
         f"net{i} {1 - net.noise_rate:.1%}" for i, net in enumerate(verdict.nets, 1)
     )
+    # The reasons are the UntrustedFitWarning's to give, once: printed here
+    # as well, a verbose fit showed them twice.
     state = (
-        "trusted" if verdict.trusted else "NOT trusted: " + "; ".join(verdict.reasons)
+        "trusted"
+        if verdict.trusted
+        else "NOT trusted (see the UntrustedFitWarning and fit_verdict_)"
     )
     return (
         f"final division: clean_mask_ keeps {share:.1%} of the labels "
@@ -75,7 +79,8 @@ class EpochReporter:
 
         The epoch lines show each net's *training* division (the peer's);
         this line shows the final one, behind ``clean_mask_``, so that the
-        printed table and the mask tell the same story.
+        printed table and the mask tell the same story. Why a fit is not
+        trusted is left to the warning, so that it is said once.
         """
         if self.verbose >= 1:
             print(_end_fit_line(clean_mask, verdict), file=self.stream, flush=True)

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from sklearn_dividemix import DivideMixClassifier
+from sklearn_dividemix import DivideMixClassifier, UntrustedFitWarning
 from sklearn_dividemix._epochs import EpochReporter
 
 N_SAMPLES = 100
@@ -105,3 +105,21 @@ def test_reporter_close_ends_an_unfinished_bar(capsys):
     assert reporter._bar is None
     reporter.close()  # closing twice is harmless
     assert "mixmatch" in capsys.readouterr().err
+
+
+def test_verbose_says_why_once_in_the_warning(noisy_digits, capsys):
+    """Issue 20: verbose=1 printed every reason the warning then gave again."""
+    d = noisy_digits
+    clf = DivideMixClassifier(max_epochs=3, warmup_epochs=1, random_state=0, verbose=1)
+    with pytest.warns(UntrustedFitWarning) as record:
+        clf.fit(d["X_train"][:150], d["y_noisy"][:150])
+    untrusted = [w for w in record if issubclass(w.category, UntrustedFitWarning)]
+    assert len(untrusted) == 1
+    message = str(untrusted[0].message)
+    out = capsys.readouterr().out
+    final = out.strip().splitlines()[-1]
+    assert final.startswith("final division: clean_mask_ keeps")
+    assert final.endswith("NOT trusted (see the UntrustedFitWarning and fit_verdict_)")
+    reasons = clf.fit_verdict_["reasons"]
+    assert reasons and reasons[0] in message
+    assert not any(reason in out for reason in reasons)

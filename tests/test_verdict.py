@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
+from sklearn_dividemix import CIFAR10_ASYMMETRIC_MAP, make_noisy_labels
 from sklearn_dividemix._division import Division, divide_losses, normalize_losses
 from sklearn_dividemix._verdict import (
     MAX_NOISE_DROP,
@@ -14,6 +15,7 @@ from sklearn_dividemix._verdict import (
     NetEvidence,
     UntrustedFitWarning,
     _chance_agreement,
+    _check_chance,
     _kappa,
     judge_fit,
     summarize_notes,
@@ -108,6 +110,74 @@ def test_net_at_chance_is_flagged(kind):
     expected = np.mean(labels[~wrong] == 3) if kind == "constant" else 0.1
     assert verdict.nets[1].chance_accuracy == pytest.approx(expected, abs=0.02)
     assert any("lower lr" in a for a in verdict.advice)
+
+
+def _evidence(accuracy, chance, **kwargs):
+    values = dict(
+        separation=3.0,
+        degenerate=False,
+        weights=(0.8, 0.2),
+        noise_rate=0.2,
+        first_noise_rate=0.2,
+        n_labeled=300,
+        labeled_accuracy=accuracy,
+        chance_accuracy=chance,
+        labeled_classes=10,
+        top_prediction_share=0.2,
+    )
+    return NetEvidence(**{**values, **kwargs})
+
+
+def test_chance_wording_follows_kappa_not_accuracy():
+    """Issue 20: "net1 is at chance ... 41 % of them, where guessing gets 18 %"."""
+    net = _evidence(0.41, 0.18)
+    assert net.labeled_kappa == pytest.approx(0.28, abs=0.005)
+    reason, key = _check_chance("net1", net)
+    assert key == "chance"
+    assert "at chance" not in reason
+    assert reason.startswith("net1 learned only weakly on the labeled set")
+    assert "41%" in reason and "18%" in reason and "kappa 0.28" in reason
+    # slight agreement (Landis and Koch: below 0.2) is "barely above chance"
+    reason, _ = _check_chance("net1", _evidence(0.25, 0.1))
+    assert reason.startswith("net1 is barely above chance") and "kappa 0.17" in reason
+    # no better than chance: then, and only then, "at chance"
+    reason, _ = _check_chance("net2", _evidence(0.09, 0.1))
+    assert reason.startswith("net2 is at chance") and "no more than" in reason
+    assert _check_chance("net1", _evidence(0.95, 0.1)) is None
+
+
+def test_chance_wording_of_a_constant_prediction_of_an_absent_class():
+    """Issue 20: "0 % ... guessing gets 0 %": one class predicted, never given."""
+    rng = np.random.RandomState(8)
+    labels = rng.randint(1, N_CLASSES, size=1000)  # class 0 is never given
+    wrong = rng.rand(1000) < 0.3
+    divisions = [_division(wrong), _division(wrong)]
+    constant = np.zeros(1000, dtype=int)
+    verdict = _judge(divisions, [labels, constant], labels, first_noise_rates=0.3)
+    net = verdict.nets[1]
+    assert net.labeled_accuracy == 0.0 and net.chance_accuracy == 0.0
+    assert net.labeled_kappa == 0.0 and net.top_prediction_share == 1.0
+    reason = verdict.reasons[0]
+    assert reason.startswith("net2 is at chance")
+    assert "it predicts one class for 100% of them" in reason
+    assert "where guessing gets" not in reason
+    # a constant prediction points at the input's scale or a diverged lr
+    assert verdict.advice[0].startswith("check that X is scaled")
+    assert "lower lr" in verdict.advice[1]
+
+
+def test_labeled_set_of_one_class_is_not_trusted():
+    """Issue 20: kappa NaN (one class, predicted right) escaped the check."""
+    labels, _, truth = _noisy_data()
+    # the division keeps the labels of class 3 only; the nets predict them
+    one_class = labels != 3
+    divisions = [_division(one_class), _division(one_class)]
+    verdict = _judge(divisions, [labels, labels], labels, first_noise_rates=0.9)
+    net = verdict.nets[0]
+    assert net.labeled_classes == 1 and np.isnan(net.labeled_kappa)
+    assert not verdict.trusted
+    assert "the labeled set net1 trains on holds a single class" in verdict.reasons[0]
+    assert any("single class" in a for a in verdict.advice)
 
 
 def test_issue_failure_collapsed_division_at_chance():
@@ -278,12 +348,13 @@ def test_str_is_readable():
     assert "NOT trusted" in text and "reasons:" in text and "advice:" in text
 
 
-def test_warning_raised_once_and_names_clean_mask():
+def _many_reasons():
+    """Warm-up only, nets at chance, collapsed, not bimodal: six findings."""
     labels, _, _ = _noisy_data()
     noisy = np.arange(1000) < 5
     rng = np.random.RandomState(6)
     guesses = [rng.randint(N_CLASSES, size=1000) for _ in range(2)]
-    verdict = _judge(
+    return _judge(
         [_division(noisy, separation=1.0)] * 2,
         guesses,
         labels,
@@ -291,6 +362,10 @@ def test_warning_raised_once_and_names_clean_mask():
         stopped_in_warmup=True,
         notes=["net1's division: losses not bimodal (separation 1.00)"],
     )
+
+
+def test_warning_raised_once_and_names_clean_mask():
+    verdict = _many_reasons()
     assert len(verdict.reasons) > 3
     with pytest.warns(UntrustedFitWarning) as record:
         warn_if_untrusted(verdict, stacklevel=1)
@@ -298,10 +373,47 @@ def test_warning_raised_once_and_names_clean_mask():
     message = str(record[0].message)
     assert message.startswith("clean_mask_ can't be trusted: ")
     assert message.count("clean_mask_") == 1
-    assert "Try: " in message and "max_epochs" in message and "lower lr" in message
-    assert "net1's division: losses not bimodal (1 epoch)" in message
+    assert "Try: " in message and "max_epochs" in message
     # stacklevel=1 points at the line that called warn_if_untrusted
     assert record[0].filename == __file__
+
+
+def test_warning_is_a_few_short_lines():
+    """Issue 20: one line of 1,002 characters with six generic tips, before."""
+    verdict = _many_reasons()
+    with pytest.warns(UntrustedFitWarning) as record:
+        warn_if_untrusted(verdict, stacklevel=1)
+    message = str(record[0].message)
+    lines = message.splitlines()
+    assert len(lines) <= 3
+    assert all(len(line) <= 240 for line in lines), [len(x) for x in lines]
+    # what is wrong: the most fundamental finding, and how many more there are
+    assert lines[0] == (
+        f"clean_mask_ can't be trusted: {verdict.reasons[0]} "
+        f"(and {len(verdict.reasons) - 1} more findings)."
+    )
+    assert verdict.reasons[0].startswith("training never left warm-up")
+    # the one or two most likely fixes, not all of them
+    assert lines[1] == f"Try: {verdict.advice[0]}; or {verdict.advice[1]}."
+    assert len(verdict.advice) > 2
+    assert not any(tip in message for tip in verdict.advice[2:])
+    # the rest is one attribute away, the notes included
+    assert "fit_verdict_['report']" in lines[2]
+    report = verdict.to_dict()["report"]
+    assert all(r in report for r in verdict.reasons + verdict.advice)
+    assert "net1's division: losses not bimodal (1 epoch)" in report
+
+
+def test_findings_are_ordered_most_fundamental_first():
+    """A net at chance explains a split that is not bimodal: say it first."""
+    labels, wrong, truth = _noisy_data()
+    rng = np.random.RandomState(7)
+    guesses = rng.randint(N_CLASSES, size=1000)
+    divisions = [_division(wrong, separation=1.3), _division(wrong)]
+    verdict = _judge(divisions, [truth, guesses], labels, first_noise_rates=0.35)
+    assert verdict.reasons[0].startswith("net2 is at chance")
+    assert "not bimodal" in verdict.reasons[1]
+    assert verdict.advice[0] == "train longer (max_epochs)"
 
 
 def test_no_warning_for_a_sound_verdict():
@@ -316,3 +428,67 @@ def test_verdict_is_frozen():
         verdict.reasons = ("x",)
     with pytest.raises(AttributeError):
         verdict.nets[0].noise_rate = 0.0
+
+
+# Recorded with tests/scripts/overflagging_fashion.py (seed 0): Fashion-MNIST,
+# 2,000 images, symmetric noise 20 % (18.2 % wrong), division='global',
+# 15 epochs. Per given class: samples, flagged labels, wrong labels.
+FASHION_COUNTS = [198, 192, 211, 190, 196, 220, 193, 193, 197, 210]
+FASHION_FLAGGED = [64, 47, 74, 40, 86, 42, 147, 40, 48, 49]
+FASHION_WRONG = [35, 40, 33, 29, 40, 39, 36, 38, 38, 35]
+
+
+def _flagging(counts, flagged_counts):
+    """Sound nets, and a division flagging the first samples of each class."""
+    labels = np.repeat(np.arange(len(counts)), counts)
+    flagged = np.concatenate(
+        [np.arange(n) < f for n, f in zip(counts, flagged_counts, strict=True)]
+    )
+    return _judge(
+        [_division(flagged)] * 2,
+        [labels, labels],
+        labels,
+        first_noise_rates=flagged.mean(),
+    )
+
+
+def test_overflagging_of_a_hard_class_recorded_on_fashion_mnist():
+    """Issue 17: a third of the labels flagged at 18 % noise, and no word."""
+    verdict = _flagging(FASHION_COUNTS, FASHION_FLAGGED)
+    assert verdict.flagged_share == pytest.approx(0.3185)
+    assert verdict.class_flagged_shares[6] == pytest.approx(147 / 193)
+    assert not verdict.trusted
+    assert verdict.reasons == (
+        "the fit flags 32% of the labels, but classes_[6] (76%) against 24% in "
+        "the median class: clean but hard samples of that class are probably "
+        "flagged, unless their labels alone are that noisy",
+    )
+    assert verdict.advice[0].startswith("division='per_class'")
+    assert "max_epochs" in verdict.advice[1]
+    with pytest.warns(UntrustedFitWarning, match="classes_\\[6\\] \\(76%\\)"):
+        warn_if_untrusted(verdict, stacklevel=1)
+    # the same data, a division that flags the wrong labels: nothing to say
+    assert _flagging(FASHION_COUNTS, FASHION_WRONG).trusted
+
+
+def test_class_dependent_noise_found_right_is_not_overflagging():
+    """CIFAR-10's pair flips: 40 % of two classes wrong, none of five."""
+    y = np.repeat(np.arange(10), 200)
+    y_noisy, wrong = make_noisy_labels(
+        y,
+        noise_rate=0.4,
+        kind="asymmetric",
+        class_map=CIFAR10_ASYMMETRIC_MAP,
+        random_state=0,
+    )
+    verdict = _judge([_division(wrong)] * 2, [y, y], y_noisy, first_noise_rates=0.2)
+    shares = np.array(verdict.class_flagged_shares)
+    assert shares.max() == pytest.approx(0.4, abs=0.03) and np.median(shares) < 0.2
+    assert verdict.trusted
+
+
+def test_small_classes_are_not_compared():
+    counts = [200, 200, 200, 20]
+    verdict = _flagging(counts, [40, 40, 40, 20])
+    assert np.isnan(verdict.class_flagged_shares[3])
+    assert verdict.trusted
