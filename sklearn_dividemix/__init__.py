@@ -2,6 +2,7 @@
 
 from ._classifier import DivideMixClassifier
 from ._division import DivisionWarning
+from ._embed import FrozenFeatures
 from ._find_issues import find_label_issues
 from ._metrics import estimated_clean_accuracy, noise_transition_matrix_estimate
 from ._modules import MLPClassifierModule, SmallCNNClassifierModule
@@ -17,6 +18,7 @@ __all__ = [
     "DivideMixClassifier",
     "DivideMixNet",
     "DivisionWarning",
+    "FrozenFeatures",
     "LossDivisionDisplay",
     "MLPClassifierModule",
     "SmallCNNClassifierModule",

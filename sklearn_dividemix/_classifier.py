@@ -70,15 +70,27 @@ class DivideMixClassifier(
 
     Parameters
     ----------
-    module : callable, default=None
-        Anything that returns a ``torch.nn.Module`` mapping a batch of ``X`` to
-        logits of shape (batch, n_classes): a module class, a factory such as
-        ``torchvision.models.resnet18`` or a ``functools.partial``. If it takes
-        a ``num_classes`` argument (or ``**kwargs``), the number of classes of
-        ``y`` is passed unless ``module__num_classes`` is set. ``None`` builds
-        :class:`MLPClassifierModule` for 2-D input and
-        :class:`SmallCNNClassifierModule` for images, sized from the data.
-        Module arguments are set the skorch way, ``module__<name>=value``.
+    module : torch.nn.Module, callable or None, default=None
+        The network mapping a batch of ``X`` to logits of shape (batch,
+        n_classes). A module *instance*, such as a pretrained
+        ``torchvision.models.resnet18(weights=...)`` or a
+        ``timm.create_model(..., pretrained=True)``, is deep-copied once per
+        net (the instance itself is never modified) and keeps its weights.
+        Anything else that returns a ``torch.nn.Module`` is called once per
+        net: a module class, a factory such as
+        ``torchvision.models.resnet18`` or a ``functools.partial``; if it
+        takes a ``num_classes`` argument (or ``**kwargs``) and is not given
+        ``weights=`` or ``pretrained=True``, the number of classes of ``y``
+        is passed unless ``module__num_classes`` is set. A classification
+        head with another number of outputs (torchvision's ``fc``,
+        ``classifier[-1]`` or ``heads.head``, Hugging Face's ``classifier``,
+        timm's ``reset_classifier``) is replaced by a fresh ``nn.Linear``,
+        drawn per net from ``random_state`` (``head_replaced_``). A forward
+        that returns an object with ``.logits`` (Hugging Face) is read
+        through it. ``None`` builds :class:`MLPClassifierModule` for 2-D
+        input and :class:`SmallCNNClassifierModule` for images, sized from
+        the data. Module arguments of factories are set the skorch way,
+        ``module__<name>=value``. See :doc:`/fine_tuning`.
     max_epochs : int, default=30
         Total epochs, warm-up included (paper: 300 on CIFAR; this default is
         sized for small data sets on a CPU).
@@ -112,6 +124,21 @@ class DivideMixClassifier(
     optimizer : callable, default=torch.optim.SGD
         Optimizer class. With SGD, ``optimizer__momentum=0.9`` and
         ``optimizer__weight_decay=5e-4`` (the paper's) are used unless set.
+        skorch's ``optimizer__param_groups=[(pattern, {"lr": ...}), ...]``
+        sets per-parameter learning rates.
+    replace_head : 'auto' or bool, default='auto'
+        Whether the module's classification head is replaced by a fresh one:
+        ``'auto'`` when its number of outputs is not the number of classes,
+        ``True`` always (a new task with as many classes as the pretraining
+        one), ``False`` never.
+    backbone_lr_ratio : float or 'auto', default='auto'
+        Learning rate of every parameter outside the classification head, as
+        a fraction of ``lr`` (the head trains at ``lr``). ``'auto'`` is 0.1
+        when the head was replaced (a pretrained backbone under a fresh
+        head; measured in :doc:`/fine_tuning`) and 1 otherwise.
+    freeze_backbone_epochs : int, default=0
+        Epochs at the start of training during which only the head is
+        trained (the backbone gets no gradient, so these epochs are cheap).
     lr_decay : float, default=0.1
         Factor applied to the learning rate halfway through ``max_epochs``
         (paper: divided by 10 halfway). ``1.0`` keeps it constant.
@@ -175,7 +202,7 @@ class DivideMixClassifier(
     eval_batch_size : int, default=1024
         Batch size of the division passes and of prediction: every pass over
         the data streams it to the device in chunks of this size.
-    normalize : 'auto' or bool, default='auto'
+    normalize : 'auto', 'imagenet', bool or (mean, std), default='auto'
         Standardise the input on the device, batch by batch, with the mean
         and standard deviation of each channel (images) or feature (vectors),
         learnt in fit in one streamed pass, kept as ``input_mean_`` and
@@ -184,7 +211,16 @@ class DivideMixClassifier(
         blows up near-constant pixels of flattened images: 3-10 points of
         test accuracy lost on flattened MNIST); ``True`` standardises both;
         ``False`` neither, for input you scaled yourself or a ``Pipeline``
-        with a scaler. uint8 input is always scaled to [0, 1] first.
+        with a scaler. uint8 input is always scaled to [0, 1] first. For a
+        pretrained network, its own normalisation replaces the data's:
+        ``'imagenet'`` (torchvision's weights), a per-channel ``(mean,
+        std)`` pair on [0, 1] input, and with ``'auto'`` the
+        ``pretrained_cfg`` mean and std of a timm model instance.
+    input_size : int or None, default=None
+        Side of the square images the network expects (224 for most
+        ImageNet models): every image batch is resized on the device
+        (shorter side to ``input_size``, then a centre crop) after the
+        augmentation, in fit and predict. None keeps the size of ``X``.
     image_layout : {'auto', 'NCHW', 'NHWC'}, default='auto'
         Axis order of image samples. ``'auto'`` reads ``(n, height, width,
         channels)`` when only the last axis has 1, 3 or 4 entries and
@@ -245,14 +281,7 @@ class DivideMixClassifier(
     verbose : int, default=0
         0 prints nothing, 1 one line per epoch, 2 also a progress bar.
     callbacks : list of skorch callbacks, default=None
-        Callbacks given to each net (each gets its own copy). ``Checkpoint``
-        and ``TrainEndCheckpoint`` write each net into ``<dirname>/net1`` and
-        ``<dirname>/net2``. Callbacks that need a validation split or a
-        training loss of one meaning throughout (``EarlyStopping``,
-        ``EpochScoring``, ``BatchScoring``, ``Checkpoint`` monitoring a
-        score) and ``LoadInitState`` are refused by ``fit``, saying what to
-        use instead (``checkpoint_dir`` to resume a fit). ``warm_start`` and
-        ``partial_fit`` are not supported: every fit starts from scratch.
+        Callbacks given to each net (each gets its own copy).
     **kwargs : dict
         ``module__*``, ``optimizer__*``, ``callbacks__*`` and ``compile__*``
         parameters, routed to both nets by skorch, and ``iterator_train__*``
@@ -308,12 +337,10 @@ class DivideMixClassifier(
         Whether ``clean_mask_`` can be trusted, and the evidence: per net,
         the separation of its final division, its estimated noise rate (now
         and at the first division), its accuracy on the labeled set it
-        trained on; the agreement between the two nets' masks; the share of
-        each class's labels flagged; ``trusted``, ``reasons`` and ``advice``,
-        and ``report``, all of it as text. An untrusted fit raises one
+        trained on; the agreement between the two nets' masks; ``trusted``,
+        ``reasons`` and ``advice``. An untrusted fit raises one
         :class:`UntrustedFitWarning` after training, the only warning about
-        ``clean_mask_``: the main finding and its likeliest fixes, in a few
-        lines; notes made during training (a split that was not
+        ``clean_mask_``; notes made during training (a split that was not
         bimodal, a tiny labeled set) are in ``history_`` and feed it. See
         :doc:`/reading_a_fit`.
     final_divisions_ : tuple of 2 dict
@@ -330,6 +357,10 @@ class DivideMixClassifier(
         histogram), ``lr``, ``unlabeled_weight``, ``notes``, ``dur``.
     device_ : str
         The device the nets were trained on.
+    head_replaced_ : str or None
+        Dotted name of the classification head replaced by a fresh one of
+        ``n_classes`` outputs (``'fc'``, ``'classifier.3'``, ...); None when
+        the module's head was kept.
     resumed_from_epoch_ : int or None
         The epoch of the checkpoint in ``checkpoint_dir`` the fit continued
         from; None for a fit that started fresh.
@@ -371,6 +402,12 @@ class DivideMixClassifier(
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "optimizer": [callable],
+        "replace_head": [StrOptions({"auto"}), "boolean"],
+        "backbone_lr_ratio": [
+            Interval(Real, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "freeze_backbone_epochs": [Interval(Integral, 0, None, closed="left")],
         "lr_decay": [Interval(Real, 0, 1, closed="right")],
         "max_warmup_epochs": [
             Interval(Integral, 0, None, closed="left"),
@@ -394,7 +431,8 @@ class DivideMixClassifier(
             None,
         ],
         "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
-        "normalize": [StrOptions({"auto"}), "boolean"],
+        "normalize": [StrOptions({"auto", "imagenet"}), "boolean", tuple],
+        "input_size": [Interval(Integral, 1, None, closed="left"), None],
         "image_layout": [StrOptions({"auto", "NCHW", "NHWC"})],
         "dataset_keys": [str, tuple, None],
         "amp": [StrOptions({"bf16", "fp16"}), None],
@@ -419,6 +457,10 @@ class DivideMixClassifier(
         batch_size=64,
         lr="auto",
         optimizer=torch.optim.SGD,
+        replace_head="auto",
+        backbone_lr_ratio="auto",
+        freeze_backbone_epochs=0,
+        input_size=None,
         lr_decay=0.1,
         lambda_u="auto",
         p_threshold=0.5,
@@ -453,6 +495,10 @@ class DivideMixClassifier(
         self.batch_size = batch_size
         self.lr = lr
         self.optimizer = optimizer
+        self.replace_head = replace_head
+        self.backbone_lr_ratio = backbone_lr_ratio
+        self.freeze_backbone_epochs = freeze_backbone_epochs
+        self.input_size = input_size
         self.lr_decay = lr_decay
         self.lambda_u = lambda_u
         self.p_threshold = p_threshold
@@ -616,6 +662,7 @@ class DivideMixClassifier(
         self.input_mean_ = fit_input.mean if fit_input.normalized else None
         self.input_std_ = fit_input.std if fit_input.normalized else None
         self.device_ = device
+        self.head_replaced_ = nets[0].head_ if nets[0].head_replaced_ else None
         self.net1_, self.net2_ = nets
         self.history_ = history
         phases = [row.get("phase") for row in history]

@@ -47,6 +47,9 @@ class InputSettings:
     eval_loader_params: dict = field(default_factory=dict)
     # the keys of dict items (see _samples.sample_reader); None: the usual ones
     dataset_keys: str | tuple | None = None
+    # a pretrained net's own (mean, std) on [0, 1] input, which replace the
+    # data's statistics (_pretrained_input.fixed_stats); None: the data's
+    stats: tuple[np.ndarray, np.ndarray] | None = None
 
 
 # Items of a Dataset whose values decide its scale: the first batch, as
@@ -98,7 +101,14 @@ def standardises(normalize: str | bool, layout: str | None) -> bool:
 
 
 def _needs_moments(settings: InputSettings, layout: str | None) -> bool:
-    return standardises(settings.normalize, layout) or settings.jitter or layout is None
+    own = standardises(settings.normalize, layout) and settings.stats is None
+    return own or settings.jitter or layout is None
+
+
+def _statistics(settings: InputSettings, mean, std) -> tuple:
+    """The data's statistics, or the fixed ones that replace them (never both:
+    a pretrained net's normalisation is not applied on top of the data's)."""
+    return settings.stats if settings.stats is not None else (mean, std)
 
 
 def _standardiser(settings, layout, mean, std, device) -> Preprocess:
@@ -235,6 +245,7 @@ def _read_dataset(
             f"y has {len(labels)} labels but the Dataset has {len(dataset)} samples."
         )
     mean, std = moments.result() if moments is not None else (None, None)
+    mean, std = _statistics(settings, mean, std)
     source = DatasetSource(
         dataset,
         _standardiser(settings, layout, mean, std, device),
@@ -274,6 +285,7 @@ def _read_array(X: np.ndarray, y, settings: InputSettings, device: str) -> FitIn
     mean, std = (
         _array_moments(X, layout, settings.eval_batch_size) if moments else (None, None)
     )
+    mean, std = _statistics(settings, mean, std)
     source = ArraySource(X, _standardiser(settings, layout, mean, std, device), device)
     return FitInput(
         source,

@@ -25,6 +25,7 @@ from ._losses import (
     uniform_prior_penalty,
     unlabeled_mse,
 )
+from ._pretrained_input import resize_batch
 
 __all__ = ["DivideMixNet", "MixMatchBatch", "WarmupBatch"]
 
@@ -62,6 +63,11 @@ class DivideMixNet(NeuralNet):
         gradient scaler (CUDA only).
     channels_last : bool, default=False
         Keep the module's conv weights in channels-last memory format.
+    input_size : int or None, default=None
+        Side of the square images the module expects: every image batch is
+        resized on its device (shorter side, then a centre crop) right
+        before the module, after the augmentation. None leaves sizes as
+        they are.
     **kwargs
         Passed on to :class:`skorch.NeuralNet`.
     """
@@ -77,11 +83,13 @@ class DivideMixNet(NeuralNet):
         criterion=torch.nn.CrossEntropyLoss,
         amp=None,
         channels_last=False,
+        input_size=None,
         **kwargs,
     ):
         super().__init__(module, criterion, *args, **kwargs)
         self.amp = amp
         self.channels_last = channels_last
+        self.input_size = input_size
 
     def get_default_callbacks(self):
         # No PrintLog or validation scoring: the estimator prints one line for
@@ -179,14 +187,17 @@ class DivideMixNet(NeuralNet):
         return None
 
     def to_device_input(self, X: torch.Tensor) -> torch.Tensor:
-        """Apply the memory format the module expects to an input batch.
+        """Apply the size and memory format the module expects to a batch.
 
-        Channels-last input (a permuted NHWC batch) is made channels-first
-        contiguous for modules that did not ask for channels-last, whose
-        ``.view`` calls on activations would otherwise fail.
+        Images are resized to ``input_size`` (a pretrained network's input
+        size). Channels-last input (a permuted NHWC batch) is made
+        channels-first contiguous for modules that did not ask for
+        channels-last, whose ``.view`` calls on activations would otherwise
+        fail.
         """
         if X.ndim != 4:
             return X
+        X = resize_batch(X, self.input_size)
         if self.channels_last:
             return X.contiguous(memory_format=torch.channels_last)
         return X.contiguous()

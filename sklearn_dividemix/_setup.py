@@ -19,11 +19,13 @@ from sklearn.utils.validation import validate_data
 from torch import nn
 
 from ._augment import check_augmented
-from ._callbacks import check_callbacks, per_net_callbacks
 from ._data import check_loader_params, is_dataset
+from ._finetune import FreezeBackbone, backbone_lr_ratio, head_param_groups
 from ._inputs import FitInput, InputSettings, read_fit_input
 from ._modules import MLPClassifierModule, SmallCNNClassifierModule
 from ._net import DivideMixNet
+from ._pretrained import prepare_module
+from ._pretrained_input import check_stats_channels, fixed_stats
 
 __all__ = [
     "build_net",
@@ -94,17 +96,27 @@ def _accepts_num_classes(factory: Callable) -> bool:
     return any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
+def _loads_weights(factory: Callable) -> bool:
+    """A ``functools.partial`` given pretrained weights (torchvision's
+    ``weights=``, timm's ``pretrained=True``): torchvision refuses a
+    ``num_classes`` other than the weights' own, so its head is replaced."""
+    keywords = getattr(factory, "keywords", None)
+    if not isinstance(keywords, dict):
+        return False
+    return any(keywords.get(name) not in (None, False) for name in _WEIGHT_KEYWORDS)
+
+
+_WEIGHT_KEYWORDS = ("weights", "pretrained")
+
+
 def module_and_kwargs(
-    module: Callable | None, input_shape: tuple[int, ...], n_classes: int
-) -> tuple[Callable, dict]:
-    """The module factory and the arguments the data decides."""
-    if isinstance(module, nn.Module):
-        raise TypeError(
-            "module must be a callable that returns a torch.nn.Module (a class, "
-            "a factory such as torchvision.models.resnet18, or a "
-            f"functools.partial), not an instance of {type(module).__name__}: "
-            "two nets with different initial weights are built from it."
-        )
+    module: nn.Module | Callable | None, input_shape: tuple[int, ...], n_classes: int
+) -> tuple[nn.Module | Callable, dict]:
+    """The module (instance or factory) and the arguments the data decides.
+
+    A pretrained module (an instance, or a factory given weights) gets none:
+    its head is fitted to the classes when each net's copy is made.
+    """
     if module is None:
         if len(input_shape) == 1:
             return MLPClassifierModule, {
@@ -115,6 +127,8 @@ def module_and_kwargs(
             "in_channels": input_shape[0],
             "num_classes": n_classes,
         }
+    if isinstance(module, nn.Module) or _loads_weights(module):
+        return module, {}
     if _accepts_num_classes(module):
         return module, {"num_classes": n_classes}
     return module, {}
@@ -128,9 +142,38 @@ def optimizer_defaults(optimizer: Callable, routed: dict) -> dict:
     return {k: v for k, v in defaults.items() if k not in routed}
 
 
+def _module_name(module: nn.Module | Callable) -> str:
+    if isinstance(module, nn.Module):
+        return f"instance of {type(module).__name__}"
+    return getattr(module, "__name__", repr(module))
+
+
+def _finetune_params(
+    prepared, lr: float, ratio: float | str, freeze_epochs: int, routed: dict
+) -> tuple[float, dict, list]:
+    """The backbone's learning rate, param groups and freezing callback."""
+    ratio = backbone_lr_ratio(ratio, prepared.head_replaced)
+    if prepared.head is None and (ratio != 1.0 or freeze_epochs > 0):
+        raise ValueError(
+            "backbone_lr_ratio and freeze_backbone_epochs need the module's "
+            "classification head, and none was found (an nn.Linear at fc, "
+            "classifier, classifier[-1], heads.head or head, or timm's "
+            "reset_classifier). Set optimizer__param_groups=[('<head>.*', "
+            "{'lr': ...})] yourself, or leave both at their defaults."
+        )
+    params, callbacks = {}, []
+    if ratio != 1.0:
+        user_groups = routed.get("optimizer__param_groups")
+        groups = head_param_groups(prepared.head, lr, user_groups)
+        params["optimizer__param_groups"] = groups
+    if freeze_epochs > 0:
+        callbacks = [("freeze_backbone", FreezeBackbone(prepared.head, freeze_epochs))]
+    return lr * ratio, params, callbacks
+
+
 def build_net(
     *,
-    module: Callable,
+    module: nn.Module | Callable,
     module_kwargs: dict,
     routed: dict,
     optimizer: Callable,
@@ -142,48 +185,66 @@ def build_net(
     channels_last: bool,
     compile: bool,
     seed: int,
+    n_classes: int | None = None,
+    backbone_lr_ratio: float | str = "auto",
+    freeze_backbone_epochs: int = 0,
+    input_size: int | None = None,
+    replace_head: str | bool = "auto",
 ) -> DivideMixNet:
     """Build and initialise one skorch net; ``seed`` fixes its weights.
 
-    The seed is applied inside ``fork_rng`` so that the caller's global torch
-    random state is left as it was.
+    The module is built (or an instance copied) here, its head fitted to
+    ``n_classes`` (when given), and handed to skorch ready-made. The seed is
+    applied inside ``fork_rng`` so that the caller's global torch random
+    state is left as it was. The net's ``head_`` and ``head_replaced_`` say
+    which head was found and whether it was replaced.
     """
-    params = {f"module__{k}": v for k, v in module_kwargs.items()}
-    params.update(optimizer_defaults(optimizer, routed))
-    params.update(routed)
-    net = DivideMixNet(
-        module=module,
-        optimizer=optimizer,
-        lr=lr,
-        batch_size=batch_size,
-        train_split=None,
-        callbacks=copy.deepcopy(callbacks),
-        device=device,
-        amp=amp,
-        channels_last=channels_last,
-        compile=compile,
-        verbose=0,
-        **params,
+    prefix = "module__"
+    kwargs = {**module_kwargs}
+    kwargs.update(
+        {k[len(prefix) :]: v for k, v in routed.items() if k.startswith(prefix)}
     )
+    params = optimizer_defaults(optimizer, routed)
+    params.update({k: v for k, v in routed.items() if not k.startswith(prefix)})
     cuda_devices = [torch.device(device)] if device.startswith("cuda") else []
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(seed)
         try:
+            prepared = prepare_module(module, kwargs, n_classes, seed, replace_head)
+            if not isinstance(prepared.module, nn.Module):
+                raise TypeError(
+                    "module must return a torch.nn.Module; calling it returned "
+                    f"{type(prepared.module).__name__}."
+                )
+            net_lr, finetune, extra_callbacks = _finetune_params(
+                prepared, lr, backbone_lr_ratio, freeze_backbone_epochs, routed
+            )
+            params.update(finetune)
+            net = DivideMixNet(
+                module=prepared.module,
+                optimizer=optimizer,
+                lr=net_lr,
+                batch_size=batch_size,
+                train_split=None,
+                callbacks=copy.deepcopy(callbacks or []) + extra_callbacks,
+                device=device,
+                amp=amp,
+                channels_last=channels_last,
+                compile=compile,
+                input_size=input_size,
+                verbose=0,
+                **params,
+            )
             net.initialize()
         except Exception as exc:
-            name = getattr(module, "__name__", repr(module))
             optimizer_name = getattr(optimizer, "__name__", repr(optimizer))
             exc.add_note(
-                f"sklearn_dividemix: building the net (module {name}, optimizer "
-                f"{optimizer_name}, callbacks) from its module__*/optimizer__*/"
-                "callbacks__* arguments failed."
+                f"sklearn_dividemix: building the net (module {_module_name(module)}, "
+                f"optimizer {optimizer_name}, callbacks) from its module__*/"
+                "optimizer__*/callbacks__* arguments failed."
             )
             raise
-    if not isinstance(net.module_, nn.Module):
-        raise TypeError(
-            "module must return a torch.nn.Module; calling it returned "
-            f"{type(net.module_).__name__}."
-        )
+    net.head_, net.head_replaced_ = prepared.head, prepared.head_replaced
     return net
 
 
@@ -269,18 +330,7 @@ def looks_like_probabilities(output: torch.Tensor) -> bool:
 
 def check_fit_params(estimator) -> None:
     """Checks across parameters that ``_parameter_constraints`` cannot express."""
-    routed = estimator._routed_params()
-    if "warm_start" in routed:
-        # Named before the generic "unexpected parameter" error: the user
-        # asked for a feature, not a spelling.
-        raise InvalidParameterError(
-            "DivideMixClassifier does not support warm_start (nor partial_fit): "
-            "every fit starts both nets from scratch, with a warm-up and new "
-            "divisions. To continue an interrupted fit, use checkpoint_dir=...; "
-            "to train longer, raise max_epochs and fit again."
-        )
-    check_routed_params(routed)
-    check_callbacks(estimator.callbacks)
+    check_routed_params(estimator._routed_params())
     if estimator.warmup_epochs > estimator.max_epochs:
         raise InvalidParameterError(
             "The 'warmup_epochs' parameter of DivideMixClassifier must be an "
@@ -300,6 +350,7 @@ def input_settings(estimator) -> InputSettings:
         train_loader_params=loader_params(routed, "iterator_train__"),
         eval_loader_params=loader_params(routed, "iterator_valid__"),
         dataset_keys=getattr(estimator, "dataset_keys", None),
+        stats=fixed_stats(estimator.normalize, estimator.module),
     )
 
 
@@ -337,6 +388,8 @@ def validate_training_data(estimator, X, y, device: str):
         if fit_input.layout is not None:
             # images: their channel count, whatever the layout
             estimator.n_features_in_ = fit_input.module_shape[0]
+    channels = fit_input.module_shape[0] if fit_input.layout is not None else None
+    check_stats_channels(settings.stats, channels)
     labels = fit_input.labels
     check_classification_targets(labels)
     classes, y_encoded = np.unique(labels, return_inverse=True)
@@ -373,7 +426,7 @@ def build_nets(estimator, fit_input: FitInput, n_classes, device, amp, seeds):
         # gets it only for the default CNN.
         on_cuda = device.startswith("cuda")
         channels_last = len(shape) == 3 and (on_cuda or estimator.module is None)
-    return tuple(
+    nets = tuple(
         build_net(
             module=module,
             module_kwargs=module_kwargs,
@@ -381,12 +434,47 @@ def build_nets(estimator, fit_input: FitInput, n_classes, device, amp, seeds):
             optimizer=estimator.optimizer,
             lr=resolve_lr(estimator.lr, estimator.module),
             batch_size=estimator.batch_size,
-            callbacks=per_net_callbacks(estimator.callbacks, f"net{i}"),
+            callbacks=estimator.callbacks,
             device=device,
             amp=amp,
             channels_last=bool(channels_last),
             compile=estimator.compile,
             seed=int(seed),
+            n_classes=n_classes,
+            backbone_lr_ratio=estimator.backbone_lr_ratio,
+            freeze_backbone_epochs=estimator.freeze_backbone_epochs,
+            input_size=estimator.input_size,
+            replace_head=estimator.replace_head,
         )
-        for i, seed in enumerate(seeds, start=1)
+        for seed in seeds
     )
+    if isinstance(estimator.module, nn.Module) and nets[0].head_ is None:
+        check_headless_output(nets[0], shape, n_classes)
+    return nets
+
+
+def check_headless_output(net: DivideMixNet, shape: tuple, n_classes: int) -> None:
+    """A module instance without a head found must give ``n_classes`` logits.
+
+    Its head cannot be replaced, so a pretrained model of unknown structure
+    with the pretraining task's outputs fails here, saying what to do. A
+    module that fails on zeros is left to the first-batch check.
+    """
+    probe = torch.zeros((2, *shape), device=net.device)
+    net._set_training(False)
+    try:
+        with torch.inference_mode():
+            output = net.module_(net.to_device_input(probe))
+    except Exception:
+        return
+    if isinstance(output, torch.Tensor) and output.ndim == 2:
+        if output.shape[1] != n_classes:
+            raise ValueError(
+                f"The module returns {output.shape[1]} logits for {n_classes} "
+                f"classes, and no classification head was found in its "
+                f"{type(net.module_).__name__} to replace (an nn.Linear at fc, "
+                "classifier, classifier[-1], heads.head or head, or timm's "
+                "reset_classifier). Replace its last layer yourself, e.g. "
+                f"model.fc = nn.Linear(model.fc.in_features, {n_classes}), or "
+                "pass a factory that takes num_classes."
+            )

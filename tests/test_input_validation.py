@@ -178,10 +178,11 @@ def test_module_factory_that_raises_names_the_net(blobs):
     assert not hasattr(clf, "classes_")
 
 
-def test_module_instance_instead_of_factory_is_rejected(blobs):
-    clf = DivideMixClassifier(MLPClassifierModule(4, 3), max_epochs=2, warmup_epochs=1)
-    with pytest.raises(TypeError, match="not an instance of MLPClassifierModule"):
-        clf.fit(*blobs)
+def test_module_instance_is_copied_per_net(blobs):
+    instance = MLPClassifierModule(4, 3)
+    clf = DivideMixClassifier(instance, max_epochs=2, warmup_epochs=1).fit(*blobs)
+    assert clf.net1_.module_ is not instance
+    assert clf.net1_.module_ is not clf.net2_.module_
 
 
 class _CountBatches(Callback):
