@@ -281,7 +281,14 @@ class DivideMixClassifier(
     verbose : int, default=0
         0 prints nothing, 1 one line per epoch, 2 also a progress bar.
     callbacks : list of skorch callbacks, default=None
-        Callbacks given to each net (each gets its own copy).
+        Callbacks given to each net (each gets its own copy). ``Checkpoint``
+        and ``TrainEndCheckpoint`` write each net into ``<dirname>/net1`` and
+        ``<dirname>/net2``. Callbacks that need a validation split or a
+        training loss of one meaning throughout (``EarlyStopping``,
+        ``EpochScoring``, ``BatchScoring``, ``Checkpoint`` monitoring a
+        score) and ``LoadInitState`` are refused by ``fit``, saying what to
+        use instead (``checkpoint_dir`` to resume a fit). ``warm_start`` and
+        ``partial_fit`` are not supported: every fit starts from scratch.
     **kwargs : dict
         ``module__*``, ``optimizer__*``, ``callbacks__*`` and ``compile__*``
         parameters, routed to both nets by skorch, and ``iterator_train__*``
@@ -337,10 +344,12 @@ class DivideMixClassifier(
         Whether ``clean_mask_`` can be trusted, and the evidence: per net,
         the separation of its final division, its estimated noise rate (now
         and at the first division), its accuracy on the labeled set it
-        trained on; the agreement between the two nets' masks; ``trusted``,
-        ``reasons`` and ``advice``. An untrusted fit raises one
+        trained on; the agreement between the two nets' masks; the share of
+        each class's labels flagged; ``trusted``, ``reasons`` and ``advice``,
+        and ``report``, all of it as text. An untrusted fit raises one
         :class:`UntrustedFitWarning` after training, the only warning about
-        ``clean_mask_``; notes made during training (a split that was not
+        ``clean_mask_``: the main finding and its likeliest fixes, in a few
+        lines; notes made during training (a split that was not
         bimodal, a tiny labeled set) are in ``history_`` and feed it. See
         :doc:`/reading_a_fit`.
     final_divisions_ : tuple of 2 dict

@@ -19,6 +19,7 @@ from sklearn.utils.validation import validate_data
 from torch import nn
 
 from ._augment import check_augmented
+from ._callbacks import check_callbacks, per_net_callbacks
 from ._data import check_loader_params, is_dataset
 from ._finetune import FreezeBackbone, backbone_lr_ratio, head_param_groups
 from ._inputs import FitInput, InputSettings, read_fit_input
@@ -330,7 +331,18 @@ def looks_like_probabilities(output: torch.Tensor) -> bool:
 
 def check_fit_params(estimator) -> None:
     """Checks across parameters that ``_parameter_constraints`` cannot express."""
-    check_routed_params(estimator._routed_params())
+    routed = estimator._routed_params()
+    if "warm_start" in routed:
+        # Named before the generic "unexpected parameter" error: the user
+        # asked for a feature, not a spelling.
+        raise InvalidParameterError(
+            "DivideMixClassifier does not support warm_start (nor partial_fit): "
+            "every fit starts both nets from scratch, with a warm-up and new "
+            "divisions. To continue an interrupted fit, use checkpoint_dir=...; "
+            "to train longer, raise max_epochs and fit again."
+        )
+    check_routed_params(routed)
+    check_callbacks(estimator.callbacks)
     if estimator.warmup_epochs > estimator.max_epochs:
         raise InvalidParameterError(
             "The 'warmup_epochs' parameter of DivideMixClassifier must be an "
@@ -434,7 +446,7 @@ def build_nets(estimator, fit_input: FitInput, n_classes, device, amp, seeds):
             optimizer=estimator.optimizer,
             lr=resolve_lr(estimator.lr, estimator.module),
             batch_size=estimator.batch_size,
-            callbacks=estimator.callbacks,
+            callbacks=per_net_callbacks(estimator.callbacks, f"net{i}"),
             device=device,
             amp=amp,
             channels_last=bool(channels_last),
@@ -446,7 +458,7 @@ def build_nets(estimator, fit_input: FitInput, n_classes, device, amp, seeds):
             input_size=estimator.input_size,
             replace_head=estimator.replace_head,
         )
-        for seed in seeds
+        for i, seed in enumerate(seeds, start=1)
     )
     if isinstance(estimator.module, nn.Module) and nets[0].head_ is None:
         check_headless_output(nets[0], shape, n_classes)
