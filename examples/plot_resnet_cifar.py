@@ -116,9 +116,10 @@ def resnet18_cifar(num_classes):
 # ``lambda_u=0`` is the paper's value at 20 % noise; the default ``"auto"``
 # would estimate the noise rate from the first division and pick it itself.
 # ``verbose=1`` prints one line per epoch (``verbose=2`` adds a progress bar).
-# A run this short may end with an UntrustedFitWarning: a few lines saying
-# what makes ``clean_mask_`` doubtful and what to try first, the evidence
-# being in ``fit_verdict_``.
+# The last printed line says whether ``clean_mask_`` can be trusted (this
+# five-epoch run's is). A fit that can't be trusted ends with an
+# UntrustedFitWarning: a few lines saying what makes ``clean_mask_``
+# doubtful and what to try first, the evidence being in ``fit_verdict_``.
 clf = DivideMixClassifier(
     module=resnet18,
     max_epochs=2 if FAST else 5,
