@@ -43,20 +43,21 @@ class Divider:
 
     Parameters
     ----------
-    strategy : str
-        A key of :data:`STRATEGIES`.
+    strategy : str or callable
+        A key of :data:`STRATEGIES`, or a callable with their signature,
+        ``split(losses, labels, *, n_classes, random_state) -> Division``.
     labels : ndarray of shape (n_samples,)
         The given labels, encoded as ``0 .. n_classes - 1``.
     n_classes : int
         Number of classes.
     """
 
-    strategy: str
+    strategy: str | Callable[..., Division]
     labels: np.ndarray = field(repr=False)
     n_classes: int
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
+        if not callable(self.strategy) and self.strategy not in STRATEGIES:
             raise ValueError(
                 f"Unknown division {self.strategy!r}; expected one of "
                 f"{sorted(STRATEGIES)}."
@@ -67,7 +68,9 @@ class Divider:
     ) -> Division:
         """Normalise, average over ``window`` and split one net's losses."""
         averaged = window.update(normalize_losses(losses))
-        split = STRATEGIES[self.strategy]
+        split = self.strategy
+        if not callable(split):
+            split = STRATEGIES[split]
         # The mixture is fitted to one column of numbers: scikit-learn's
         # OpenMP threads (its k-means initialisation) gain nothing there and,
         # next to torch's, wait on each other; one thread makes the fit 2-10x

@@ -102,3 +102,29 @@ def test_on_division_marks_warmup_checks(noisy_digits):
     assert [s for _, s, *_ in seen[:n_checks]] == ["warmup_check"] * n_checks
     assert all(used is None for *_, used in seen[:n_checks])
     assert all(used is not None for *_, used in seen[n_checks:])
+
+
+def test_a_callable_division_is_a_strategy_of_ones_own(noisy_digits):
+    d = noisy_digits
+    calls = []
+
+    def everyone_clean(losses, labels, *, n_classes, random_state):
+        calls.append((len(losses), n_classes))
+        division = STRATEGIES["global"](
+            losses, labels, n_classes=n_classes, random_state=random_state
+        )
+        division.clean_proba = np.ones_like(losses)
+        return division
+
+    clf = DivideMixClassifier(
+        max_epochs=3,
+        warmup_epochs=1,
+        batch_size=32,
+        random_state=0,
+        division=everyone_clean,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(d["X_train"][:200], d["y_noisy"][:200])
+    assert calls and all(call == (200, 10) for call in calls)
+    assert clf.clean_mask_.all()
