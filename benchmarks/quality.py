@@ -462,6 +462,8 @@ def main(argv=None) -> dict:
         "suites": [asdict(s) for s in suites],
         "runs": runs,
         "missing": missing,
+        # every cached run, for the ablation tables
+        "all_runs": list(_load_cache(paths["cache"]).values()),
     }
     write_json(paths["json"], result)
     paths.update(write_report(result, paths["markdown"], paths["images"]))

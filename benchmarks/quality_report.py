@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import quality_tables as tables
+from .quality_ablation import ablation_table
 from .quality_plots import plot_metric
 from .quality_tables import (
     METHOD_NAMES,
@@ -207,6 +208,7 @@ def write_report(result: dict, markdown: Path, images: Path) -> dict:
                 **rel,
             )
         )
+    ablation = _ablations(result.get("all_runs", runs), labels)
     previous = markdown.read_text() if markdown.exists() else ""
     found = ANALYSIS.search(previous)
     text = TEMPLATE.format(
@@ -214,11 +216,27 @@ def write_report(result: dict, markdown: Path, images: Path) -> dict:
         machine=tables.machine_line(result),
         setup=tables.setup_table([*runs, *missing], runs, labels),
         sections="\n\n".join(sections),
+        ablation=ablation,
         analysis=found.group(0) if found else DEFAULT_ANALYSIS,
     )
     markdown.parent.mkdir(parents=True, exist_ok=True)
     markdown.write_text(text)
     return paths
+
+
+# the hard image rows whose defaults were chosen by ablation (issue 17)
+ABLATION_SETTINGS = ("fashion_mnist/images", "cifar10/images")
+ABLATION_NOISES = ["sym20", "sym50", "sym80", "asym40"]
+
+
+def _ablations(all_runs: list[dict], labels: dict) -> str:
+    parts = []
+    for setting in ABLATION_SETTINGS:
+        runs = [r for r in all_runs if setting_of(r) == setting]
+        if any(r["method"] == "dividemix" for r in runs):
+            table = ablation_table(runs, setting, ABLATION_NOISES)
+            parts.append(f"### {labels.get(setting, setting)}\n\n{table}")
+    return "\n\n".join(parts) or "_No variant run yet._"
 
 
 def _plots(grid, settings: list[str], images: Path, form: str) -> dict[str, Path]:

@@ -74,6 +74,16 @@ bird→airplane, cat↔dog, deer→horse.
 
 {sections}
 
+## Ablations: DivideMix variants on the hard image rows
+
+Every DivideMix variant run on these suites (`--dividemix NAME=VALUE`), one
+row each, with the defaults it ran under (a digest of the training
+parameters' defaults; "before 0.3" for runs made before the digest was
+recorded), next to cross-entropy and CleanLearning of the same cells: mean
+last-epoch test accuracy (%) over the seeds run (n), and mean detection F1.
+
+{ablation}
+
 ## Analysis
 
 {analysis}
