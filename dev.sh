@@ -45,7 +45,7 @@ case "${1:-}" in
     bench)
         ensure_venv benchmarks
         "$PY" -m benchmarks.quality
-        "$PY" -m benchmarks.speed
+        "$PY" -m benchmarks.speed.speed
         ;;
     *)
         sed -n '2,6p' "$0"

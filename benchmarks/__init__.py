@@ -1,20 +1,22 @@
 """Benchmarks of sklearn-dividemix; run each from the repository root.
 
-``python -m benchmarks.<name> --help`` describes one. Among them:
+``benchmarks/README.md`` lists every entry point with its command, what it
+measures, how long it takes and the page it writes. By concern:
 
-* ``quality``: DivideMix against cross-entropy, CleanLearning and the
-  clean-label oracle (``docs/benchmarks.md``); ``quality_data``,
-  ``quality_methods``, ``quality_report``, ``quality_plots`` and
-  ``quality_template`` are its parts;
-* ``speed``: epoch time against the compute floor and plain skorch, and peak
-  memory (``speed_floor``, ``speed_session``); ``speed_profile``: where an
-  epoch's time goes; ``speed_report``: both into ``docs/performance.md``;
-* ``data_paths``: the data seam's cost per kind of input;
-* ``long_tail``, ``estimated_accuracy``, ``model_selection``,
-  ``verdict_calibration``: the pages of the same names in ``docs/``;
-* ``search_scaling``: grid search serially and on Dask and Ray workers;
-* ``gpu_check``: one prepared run for a CUDA machine (``--smoke`` on a CPU).
+* ``quality`` (with ``quality_data``, ``quality_methods``,
+  ``quality_report``, ``quality_tables``, ``quality_plots``,
+  ``quality_ablation`` and ``quality_template``): DivideMix against
+  cross-entropy, CleanLearning and the clean-label oracle
+  (``docs/benchmarks.md``);
+* :mod:`benchmarks.speed`: epoch time against the compute floor, peak
+  memory, profiles, the data seam (``docs/performance.md``);
+* :mod:`benchmarks.scaling`: data-parallel fits, distributed search, the
+  multi-GPU estimate and the prepared GPU run (``docs/scaling.md``);
+* :mod:`benchmarks.studies`: one question each, one page each
+  (``docs/long_tail.md``, ``docs/estimated_accuracy.md``,
+  ``docs/model_selection.md``, the verdict's thresholds).
 
-``_common`` holds what they share: paths, machine description, memory
-readers, the default module and JSON output.
+What they share: ``_common`` (paths, machine description, memory readers,
+the default module, JSON output), ``_data`` (the one data loader) and
+``_pages`` (the one page writer).
 """

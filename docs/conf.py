@@ -67,7 +67,7 @@ def _plain_sklearn_references(app, what, name, obj, options, lines):
         lines[:] = [_SKLEARN_ROLE.sub(r"\1", line) for line in lines]
 
 
-# Pages that the benchmark scripts write (benchmarks/quality.py, speed.py): a
+# Pages the benchmark scripts write (benchmarks/quality.py, speed/speed_report.py): a
 # checkout whose benchmarks have not run yet still builds, without them.
 BENCHMARK_PAGES = ("benchmarks", "performance")
 

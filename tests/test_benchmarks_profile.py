@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks import speed_profile
+from benchmarks.speed import speed_profile
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,8 @@ def quick(tmp_path_factory):
 
 
 def test_every_phase_is_split_into_parts_that_add_up(quick):
-    assert quick["command"].startswith("python -m benchmarks.speed_profile --quick")
+    command = "python -m benchmarks.speed.speed_profile --quick"
+    assert quick["command"].startswith(command)
     phases = quick["phases"]
     assert set(phases) == {"warmup", "mixmatch"}
     for phase in phases.values():

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks.scaling_estimate import (
+from benchmarks.scaling.scaling_estimate import (
     ASSUMED_GPU,
     CPU_SPEED_JSON,
     fit_hours,

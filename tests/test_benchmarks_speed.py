@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from benchmarks import speed, speed_floor
+from benchmarks.speed import speed, speed_floor
 from sklearn_dividemix import SmallCNNClassifierModule
 from sklearn_dividemix._distributed import SingleProcess
 from sklearn_dividemix._training import TrainingData
@@ -102,7 +102,7 @@ def test_quick_mode_writes_valid_json(tmp_path):
     out = tmp_path / "quick.json"
     result = speed.main(["--quick", "--out", str(out)])
     saved = json.loads(out.read_text())
-    assert saved["command"].startswith("python -m benchmarks.speed --quick")
+    assert saved["command"].startswith("python -m benchmarks.speed.speed --quick")
     assert saved["machine"]["torch"] == torch.__version__
     phases = ("warmup", "mixmatch")
     assert set(saved["ratios"]) == {

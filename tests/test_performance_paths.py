@@ -4,7 +4,7 @@ These check what can run on a CPU: bf16 autocast, the fp16 fallback,
 channels-last, a ``torch.compile`` fit with dynamo's eager backend, and the
 properties that make an epoch cheap (no host synchronisation or transfer per
 step, no copy of the data set, inference-mode division in large batches,
-batched augmentation). No timings: those live in ``benchmarks/speed.py``.
+batched augmentation). No timings: those live in ``benchmarks/speed/speed.py``.
 """
 
 import copy

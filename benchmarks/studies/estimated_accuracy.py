@@ -19,21 +19,17 @@ rerun (``--from-cache``) re-scores without refitting. Results go to
 
 Usage (from the repository root)::
 
-    nice -n 10 python -m benchmarks.estimated_accuracy
-    python -m benchmarks.estimated_accuracy --quick --output-dir /tmp/ea
+    nice -n 10 python -m benchmarks.studies.estimated_accuracy
+    python -m benchmarks.studies.estimated_accuracy --quick --output-dir /tmp/ea
 """
 
 from __future__ import annotations
 
-import argparse
-import platform
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import sklearn
-import torch
 
 from sklearn_dividemix import (
     DivideMixClassifier,
@@ -46,8 +42,11 @@ from sklearn_dividemix._metrics import (
     true_label_posterior,
 )
 
-from ._common import CACHE_DIR, DATA_DIR, RESULTS_DIR, ROOT, write_json
-from .quality_data import SUBSET_SEED, stratified_subset
+from .. import _pages
+from .._common import CACHE_DIR
+from .._data import flat, subsets
+from .._pages import pct, run_on, table
+from . import _study
 
 # name: (kind, noise_rate); pair flipping is "asymmetric" with the default map.
 NOISES = {
@@ -72,17 +71,8 @@ P_THRESHOLD = 0.5
 
 def load_flat(name: str, n_train: int, n_test: int | None) -> tuple:
     """A stratified training subset and the test set, as (n, 784) in [0, 1]."""
-    with np.load(DATA_DIR / f"{name}.npz") as data:
-        x_train, y_train = data["x_train"], data["y_train"].astype(np.int64)
-        x_test, y_test = data["x_test"], data["y_test"].astype(np.int64)
-    train = stratified_subset(y_train, n_train, SUBSET_SEED)
-    test = stratified_subset(y_test, n_test, SUBSET_SEED)
-    x_test, y_test = x_test[test], y_test[test]
-
-    def flat(x):
-        return (x.reshape(len(x), -1) / 255.0).astype(np.float32)
-
-    return flat(x_train[train]), y_train[train], flat(x_test), y_test
+    x_train, y_train, x_test, y_test = subsets(name, n_train, n_test)
+    return flat(x_train), y_train, flat(x_test), y_test
 
 
 def fit_and_collect(dataset: str, noise: str, normalize: str, seed: int, args):
@@ -190,44 +180,47 @@ def run_one(key: dict, args) -> dict:
     return score(arrays, key)
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}"
-
-
 def _mean(group: list[dict], name: str) -> float:
     return float(np.mean([r[name] for r in group]))
 
 
 def markdown_table(rows: list[dict]) -> str:
     """One line per data set and noise: means over seeds, and the worst error."""
-    lines = [
-        "| data set | noise | clean test accuracy | noisy test accuracy "
-        "| estimated clean accuracy | error: mean / largest (points) "
-        "| labels flagged / wrong (%) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+    columns = [
+        "data set",
+        "noise",
+        "clean test accuracy",
+        "noisy test accuracy",
+        "estimated clean accuracy",
+        "error: mean / largest (points)",
+        "labels flagged / wrong (%)",
     ]
     cells = {}
     for r in rows:
         cells.setdefault((r["dataset"], r["noise"]), []).append(r)
+    lines = []
     for (dataset, noise), group in cells.items():
         worst = max(group, key=lambda r: r["abs_error"])["error"]
         lines.append(
-            f"| {DATASET_TITLES[dataset]} | {NOISE_TITLES[noise]} "
-            f"| {_pct(_mean(group, 'clean_accuracy'))} "
-            f"| {_pct(_mean(group, 'noisy_accuracy'))} "
-            f"| {_pct(_mean(group, 'estimated_clean_accuracy'))} "
-            f"| {_pct(_mean(group, 'error'))} / {_pct(worst)} "
-            f"| {_pct(_mean(group, 'flagged_share'))} "
-            f"/ {_pct(_mean(group, 'train_noise_rate'))} |"
+            [
+                DATASET_TITLES[dataset],
+                NOISE_TITLES[noise],
+                pct(_mean(group, "clean_accuracy")),
+                pct(_mean(group, "noisy_accuracy")),
+                pct(_mean(group, "estimated_clean_accuracy")),
+                f"{pct(_mean(group, 'error'))} / {pct(worst)}",
+                f"{pct(_mean(group, 'flagged_share'))} "
+                f"/ {pct(_mean(group, 'train_noise_rate'))}",
+            ]
         )
-    return "\n".join(lines)
+    return table(columns, lines, align="llrrrrr")
 
 
 def _summary(rows: list[dict]) -> str:
     errors = np.array([r["abs_error"] for r in rows])
     return (
         f"{int(np.sum(errors <= 0.03))} of {len(rows)} estimates within 3 points "
-        f"of the truth; largest error {_pct(errors.max())} points."
+        f"of the truth; largest error {pct(errors.max())} points."
     )
 
 
@@ -257,30 +250,24 @@ the estimate, is off (see {{doc}}`noisy_validation`).
 
 {sections}
 
-Reproduce with `nice -n 10 python -m benchmarks.estimated_accuracy --seeds
-{" ".join(str(s) for s in args.seeds)}` (fits are cached under
-`benchmarks/cache/`; `--from-cache` re-scores them; per-fit numbers are in
-`benchmarks/results/estimated_accuracy.json`). Run on
-{platform.machine()}, one thread, torch {torch.__version__}, scikit-learn
-{sklearn.__version__}.
+Reproduce with
+`{_study.reproduce("estimated_accuracy", args)}`
+(fits are cached under `benchmarks/cache/`; `--from-cache` re-scores them;
+per-fit numbers are in `benchmarks/results/estimated_accuracy.json`).
+{run_on()}
 """
-    path.write_text(text)
+    _pages.write_page(path, text)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASET_TITLES))
+    parser = _study.parser(__doc__, datasets=list(DATASET_TITLES), seeds=[0, 1, 2])
     parser.add_argument("--noises", nargs="+", default=list(NOISES))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--normalize", nargs="+", default=list(NORMALIZE))
     parser.add_argument("--n-train", type=int, default=4000)
     parser.add_argument("--n-test", type=int, default=None)
     parser.add_argument("--max-epochs", type=int, default=20)
     parser.add_argument("--warmup-epochs", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--from-cache", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--output-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
         args.n_train, args.n_test, args.max_epochs = 500, 1000, 4
@@ -290,10 +277,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    # One thread: on a shared CPU, more oversubscribe and slow every fit.
-    torch.set_num_threads(args.threads)
-    results_dir = args.output_dir or RESULTS_DIR
-    page = (args.output_dir or ROOT / "docs") / "estimated_accuracy.md"
+    out = _study.start(args, "estimated_accuracy")
     rows = []
     print(
         f"{'data set':14s} {'noise':7s} {'normalize':9s} {'seed':>4s} {'clean':>6s} "
@@ -314,19 +298,14 @@ def main(argv=None) -> None:
                     rows.append(r)
                     print(
                         f"{dataset:14s} {noise:7s} {normalize:9s} {seed:4d} "
-                        f"{_pct(r['clean_accuracy']):>6s} "
-                        f"{_pct(r['noisy_accuracy']):>6s} "
-                        f"{_pct(r['estimated_clean_accuracy']):>8s} "
-                        f"{_pct(r['error']):>6s}",
+                        f"{pct(r['clean_accuracy']):>6s} "
+                        f"{pct(r['noisy_accuracy']):>6s} "
+                        f"{pct(r['estimated_clean_accuracy']):>8s} "
+                        f"{pct(r['error']):>6s}",
                         flush=True,
                     )
-    settings = {k: str(v) for k, v in vars(args).items()}
-    write_json(
-        results_dir / "estimated_accuracy.json",
-        {"settings": settings, "rows": rows},
-        indent=2,
-    )
-    write_page(rows, args, page)
+    out.save(args, rows)
+    write_page(rows, args, out.page)
 
 
 if __name__ == "__main__":

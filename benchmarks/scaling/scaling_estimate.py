@@ -19,12 +19,12 @@ data side is the number of samples decoded per epoch. Per-row costs come from
 this machine's CPU measurement (``--costs cpu``: the ResNet-18 run of the
 speed benchmark, scaled by the pixel ratio) or from the assumed GPU costs
 below (``--costs gpu``), which are *not measured here* (no GPU); with
-``--costs measured``, those ``benchmarks.gpu_check`` measured on a GPU.
+``--costs measured``, those ``benchmarks.scaling.gpu_check`` measured on a GPU.
 
 Usage (from the repository root)::
 
-    python -m benchmarks.scaling_estimate                 # 1M 224x224 images, 8 GPUs
-    python -m benchmarks.scaling_estimate --gpus 16 --epochs 100
+    python -m benchmarks.scaling.scaling_estimate     # 1M 224x224 images, 8 GPUs
+    python -m benchmarks.scaling.scaling_estimate --gpus 16 --epochs 100
 """
 
 from __future__ import annotations
@@ -87,10 +87,10 @@ def cpu_costs(path: Path = CPU_SPEED_JSON, pixel_ratio: float = 49.0) -> RowCost
 
 
 def measured_costs(path: Path = RESULTS_DIR / "gpu_check.json") -> RowCosts:
-    """Per-row costs that ``benchmarks.gpu_check`` measured on a GPU."""
+    """Per-row costs that ``benchmarks.scaling.gpu_check`` measured on a GPU."""
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} is missing: run `python -m benchmarks.gpu_check` on a GPU "
+            f"{path} is missing: run `python -m benchmarks.scaling.gpu_check` on a GPU "
             "machine first (it has not run here: no GPU)."
         )
     costs = json.loads(path.read_text())["row_costs"]

@@ -9,29 +9,31 @@ once per division:
 - ``global``: the paper's one mixture over all losses;
 - ``per_class``: a mixture per given class, untrusted or tiny classes taking
   the global posteriors (:func:`divide_losses_per_class`);
-- ``per_class_raw``: the same without the trust check;
+- ``per_class_raw``: the same without the trust check, a strategy of this
+  benchmark's own (``divide_losses_per_class`` with ``trust_check=False``,
+  given to the estimator as a callable ``division``);
 - ``balanced``: every class keeps the global clean share, lowest losses
   first (:func:`divide_losses_balanced`).
 
 ``global``, ``per_class`` and ``balanced`` are the estimator's ``division``
-options. ``per_class_raw`` is not one: it ran with the splitter swapped by
-monkeypatching, which this benchmark no longer does; its cached runs are
-still reported, and new ones wait for a way to give the estimator a division
-strategy of its own (see :func:`run_one`). Every finished run is
+options; runs are keyed by the names above, so the cached runs of
+``per_class_raw`` (made when it swapped the splitter by monkeypatching) and
+new ones are one row. Every finished run is
 appended to a JSON-lines cache, so an interrupted benchmark resumes; at the
 end the runs go to ``benchmarks/results/long_tail.json`` and a table to
 ``docs/long_tail.md``.
 
 Usage (from the repository root)::
 
-    nice -n 10 python -m benchmarks.long_tail           # Fashion-MNIST, 20 and 50
-    nice -n 10 python -m benchmarks.long_tail --datasets mnist
-    python -m benchmarks.long_tail --sizes   # smallest class worth its own mixture
+    nice -n 10 python -m benchmarks.studies.long_tail      # Fashion-MNIST, 20 and 50
+    nice -n 10 python -m benchmarks.studies.long_tail --datasets mnist
+    python -m benchmarks.studies.long_tail --sizes  # smallest class for a mixture
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 import warnings
@@ -41,20 +43,23 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
-from sklearn_dividemix._class_division import MIN_CLASS_SIZE
+from sklearn_dividemix._class_division import MIN_CLASS_SIZE, divide_losses_per_class
 from sklearn_dividemix._division import divide_losses, normalize_losses
 
-from ._common import DATA_DIR, ROOT, machine_info, write_json
+from .. import _pages
+from .._common import ROOT, machine_info, write_json
+from .._data import archive, flat
+from .._pages import points, table_head, table_row
 
 LARGEST_CLASS = 1500
 NOISE_RATE = 0.4
 SUBSET_SEED = 0
-# benchmark name -> the estimator's division (None: cached runs only)
+# benchmark name (the key of cached runs) -> the estimator's division
 DIVISIONS = {
     "global": "global",
     "per_class": "per_class",
-    # divide_losses_per_class(..., trust_check=False)
-    "per_class_raw": None,
+    # a strategy of this benchmark's own: per-class mixtures, no trust check
+    "per_class_raw": functools.partial(divide_losses_per_class, trust_check=False),
     "balanced": "balanced",
 }
 
@@ -67,9 +72,9 @@ def class_sizes(n_classes: int, imbalance: float) -> np.ndarray:
 
 def load_long_tail(name: str, imbalance: float):
     """Long-tailed train subset (class k the k-th largest) and the full test set."""
-    with np.load(DATA_DIR / f"{name}.npz") as data:
-        x_train, y_train = data["x_train"], data["y_train"]
-        x_test, y_test = data["x_test"], data["y_test"]
+    arrays = archive(name)
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    x_test, y_test = arrays["x_test"], arrays["y_test"]
     rng = np.random.RandomState(SUBSET_SEED)
     sizes = class_sizes(int(y_train.max()) + 1, imbalance)
     index = np.sort(
@@ -80,10 +85,6 @@ def load_long_tail(name: str, imbalance: float):
             ]
         )
     )
-
-    def flat(x):
-        return (x.reshape(len(x), -1) / 255.0).astype(np.float32)
-
     return flat(x_train[index]), y_train[index], flat(x_test), y_test
 
 
@@ -122,17 +123,10 @@ def run_one(name: str, imbalance: float, division: str, seed: int, epochs: int):
     y_noisy, _ = make_noisy_labels(
         y_true, noise_rate=NOISE_RATE, kind="symmetric", random_state=seed
     )
-    option = DIVISIONS[division]
-    if option is None:
-        raise SystemExit(
-            f"{division} is not a division the estimator offers; its cached runs "
-            "are reported, new ones need a strategy registered in "
-            "sklearn_dividemix._divider.STRATEGIES that division= accepts."
-        )
     clf = DivideMixClassifier(
         max_epochs=epochs,
         normalize=False,
-        division=option,
+        division=DIVISIONS[division],
         device="cpu",
         random_state=seed,
     )
@@ -216,44 +210,51 @@ def _seed_deltas(runs: list[dict], row: dict) -> list[float]:
     return deltas
 
 
-def _points(value) -> str:
-    return "" if value is None else f"{100 * value:+.1f}"
-
-
 def markdown(rows: list[dict], runs: list[dict]) -> str:
     """The page ``docs/long_tail.md``: what was run and the table."""
-    head = (
-        "| data | imbalance | division | seeds | rare F1 (given) | vs global | "
-        "rare F1 (true class) | vs global | kept rare F1 | clean rare flagged | "
-        "test acc. | balanced acc. | vs global | "
-        "per-class test accuracy, % (class 0 largest) |\n" + "|---" * 14 + "|\n"
+    lines = table_head(
+        [
+            "data",
+            "imbalance",
+            "division",
+            "seeds",
+            "rare F1 (given)",
+            "vs global",
+            "rare F1 (true class)",
+            "vs global",
+            "kept rare F1",
+            "clean rare flagged",
+            "test acc.",
+            "balanced acc.",
+            "vs global",
+            # the header had no column for these before: its rows had one more
+            "per seed",
+            "per-class test accuracy, % (class 0 largest)",
+        ]
     )
-    body = ""
     for r in rows:
         per_class = " ".join(f"{100 * a:.0f}" for a in r["class_accuracy"])
-        body += (
-            f"| {r['dataset']} | {r['imbalance']:g} | {r['division']} | "
-            f"{r['n_seeds']} | {r['f1_rare_given']:.3f} | "
-            f"{_points(r['delta_f1_rare_given'])} | {r['f1_rare_true']:.3f} | "
-            f"{_points(r['delta_f1_rare_true'])} | {r['f1_kept_rare_given']:.3f} | "
-            f"{r['clean_rare_flagged']:.1%} | {r['test_accuracy']:.4f} | "
-            f"{r['balanced_accuracy']:.4f} | "
-            f"{_points(r['delta_balanced_accuracy'])} | "
-            f"{' '.join(map(_points, r['seed_deltas_balanced_accuracy']))} | "
-            f"{per_class} |\n"
-        )
+        cells = [r["dataset"], f"{r['imbalance']:g}", r["division"], r["n_seeds"]]
+        cells += [f"{r['f1_rare_given']:.3f}", points(r["delta_f1_rare_given"])]
+        cells += [f"{r['f1_rare_true']:.3f}", points(r["delta_f1_rare_true"])]
+        cells += [f"{r['f1_kept_rare_given']:.3f}", f"{r['clean_rare_flagged']:.1%}"]
+        cells += [f"{r['test_accuracy']:.4f}", f"{r['balanced_accuracy']:.4f}"]
+        cells += [points(r["delta_balanced_accuracy"])]
+        cells += [" ".join(map(points, r["seed_deltas_balanced_accuracy"])), per_class]
+        lines.append(table_row(cells))
     epochs = ", ".join(str(e) for e in sorted({run["epochs"] for run in runs}))
-    return PAGE.format(epochs=epochs, table=head + body, min_class_size=MIN_CLASS_SIZE)
+    body = "\n".join(lines) + "\n"
+    return PAGE.format(epochs=epochs, table=body, min_class_size=MIN_CLASS_SIZE)
 
 
 PAGE = """# Division on long-tailed data
 
-Generated by `python -m benchmarks.long_tail`. Training subsets of Fashion-MNIST and
-MNIST whose class sizes fall geometrically from 1,500 (class 0) to 1,500 /
-imbalance (class 9); 40 % symmetric noise in the paper's sense (the new label
-drawn from all ten classes); the default MLP on pixels scaled to [0, 1]
-(`normalize=False`), default parameters, {epochs} epochs, on a CPU. Test
-accuracy is on the full, (almost) balanced test set.
+Generated by `python -m benchmarks.studies.long_tail`. Training subsets of
+Fashion-MNIST and MNIST whose class sizes fall geometrically from 1,500
+(class 0) to 1,500 / imbalance (class 9); 40 % symmetric noise in the paper's
+sense (the new label drawn from all ten classes); the default MLP on pixels
+scaled to [0, 1] (`normalize=False`), default parameters, {epochs} epochs, on
+a CPU. Test accuracy is on the full, (almost) balanced test set.
 
 Symmetric noise moves the same number of labels *into* every class, so the
 given labels of a rare class are mostly wrong: at imbalance 50, 77-92 % of
@@ -359,8 +360,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["fashion_mnist"])
     parser.add_argument("--imbalances", nargs="+", type=float, default=[50.0, 20.0])
-    offered = [name for name, option in DIVISIONS.items() if option is not None]
-    parser.add_argument("--divisions", nargs="+", default=offered)
+    parser.add_argument("--divisions", nargs="+", default=list(DIVISIONS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--output-dir", type=Path, default=ROOT)
@@ -395,18 +395,16 @@ def write_outputs(runs: list[dict], output_dir: Path) -> None:
     rows = summarize(runs)
     payload = {"meta": machine_info(), "summary": rows, "runs": runs}
     write_json(output_dir / "benchmarks" / "results" / "long_tail.json", payload)
-    docs = output_dir / "docs"
-    docs.mkdir(parents=True, exist_ok=True)
-    (docs / "long_tail.md").write_text(markdown(rows, runs))
+    _pages.write_page(output_dir / "docs" / "long_tail.md", markdown(rows, runs))
     for row in rows:
         print(
             f"{row['dataset']:>13} x{row['imbalance']:<3g} {row['division']:>13}: "
             f"rare F1 {row['f1_rare_given']:.3f} "
-            f"({_points(row['delta_f1_rare_given'])}), true-class rare F1 "
-            f"{row['f1_rare_true']:.3f} ({_points(row['delta_f1_rare_true'])}), "
+            f"({points(row['delta_f1_rare_given'])}), true-class rare F1 "
+            f"{row['f1_rare_true']:.3f} ({points(row['delta_f1_rare_true'])}), "
             "balanced accuracy "
             f"{row['balanced_accuracy']:.4f} "
-            f"({_points(row['delta_balanced_accuracy'])})"
+            f"({points(row['delta_balanced_accuracy'])})"
         )
 
 

@@ -15,8 +15,8 @@ weights. Writes ``benchmarks/results/data_parallel.json``; the table goes into
 
 Usage (from the repository root)::
 
-    python -m benchmarks.data_parallel            # ~3 minutes on 2 cores
-    python -m benchmarks.data_parallel --smoke    # seconds, checks the plumbing
+    python -m benchmarks.scaling.data_parallel            # ~3 minutes on 2 cores
+    python -m benchmarks.scaling.data_parallel --smoke    # seconds, checks the plumbing
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import DATA_DIR, RESULTS_DIR, machine_info, write_json
+from .._common import RESULTS_DIR, machine_info, write_json
+from .._data import archive
 
 # (processes, torch threads per process)
 CONFIGS = ((1, 1), (1, 2), (2, 1))
@@ -83,8 +84,7 @@ def _data(n: int, n_test: int, path: Path, smoke: bool) -> None:
         arrays = {"x_train": x[:n], "y_train": y[:n]}
         arrays.update({"x_test": x[n:], "y_test": y[n:]})
     else:
-        with np.load(DATA_DIR / "mnist.npz") as npz:
-            arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+        arrays = archive("mnist")
     y_noisy, flipped = make_noisy_labels(
         arrays["y_train"][:n], noise_rate=0.4, random_state=0
     )
@@ -101,7 +101,8 @@ def _data(n: int, n_test: int, path: Path, smoke: bool) -> None:
 def _launch(processes: int, threads: int, data: Path, epochs: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        command += [f"--nproc_per_node={processes}", "-m", "benchmarks.data_parallel"]
+        command += [f"--nproc_per_node={processes}"]
+        command += ["-m", "benchmarks.scaling.data_parallel"]
         command += ["--worker", "--out", out, "--data", str(data)]
         command += ["--threads", str(threads), "--epochs", str(epochs)]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -180,7 +181,7 @@ def main(argv=None) -> dict:
             rows.append(_summary(processes, threads, repeats))
     _print_table(rows)
     result = {
-        "command": "python -m benchmarks.data_parallel "
+        "command": "python -m benchmarks.scaling.data_parallel "
         + " ".join(argv or sys.argv[1:]),
         "machine": machine_info(),
         "n_train": args.n,

@@ -20,23 +20,18 @@ every seed, so an interrupted run keeps what it finished) and
 
 Usage (from the repository root)::
 
-    nice -n 10 python -m benchmarks.model_selection
-    python -m benchmarks.model_selection --quick --output-dir /tmp/ms
+    nice -n 10 python -m benchmarks.studies.model_selection
+    python -m benchmarks.studies.model_selection --quick --output-dir /tmp/ms
 """
 
 from __future__ import annotations
 
-import argparse
-import platform
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import sklearn
-import torch
 from sklearn.base import clone
-from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 
 from sklearn_dividemix import (
@@ -45,8 +40,10 @@ from sklearn_dividemix import (
     make_noisy_labels,
 )
 
-from ._common import DATA_DIR, RESULTS_DIR, ROOT, write_json
-from .quality_data import stratified_subset
+from .. import _pages
+from .._data import digits, subsets
+from .._pages import pct, points, run_on, table
+from . import _study
 
 NOISE_KIND, NOISE_RATE = "asymmetric", 0.4  # pair flipping: class k -> k + 1
 PARAM = "confidence_penalty"
@@ -58,16 +55,13 @@ DATASET_TITLES = {"digits": "digits", "mnist": "MNIST"}
 def load(dataset: str, seed: int, args) -> tuple:
     """Training inputs, their true labels, test inputs, clean test labels."""
     if dataset == "digits":
-        X, y = load_digits(return_X_y=True)
-        X = (X / 16.0).astype(np.float32)
+        X, y = digits()
         return train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
-    with np.load(DATA_DIR / "mnist.npz") as data:
-        x_train, y_train = data["x_train"], data["y_train"].astype(np.int64)
-        x_test, y_test = data["x_test"], data["y_test"].astype(np.int64)
     # (n, 28, 28) uint8: the estimator takes them as images (a small CNN)
-    train = stratified_subset(y_train, args.mnist_train, seed)
-    test = stratified_subset(y_test, args.mnist_test, 0)
-    return x_train[train], x_test[test], y_train[train], y_test[test]
+    x_train, y_train, x_test, y_test = subsets(
+        "mnist", args.mnist_train, args.mnist_test, train_seed=seed, test_seed=0
+    )
+    return x_train, x_test, y_train, y_test
 
 
 def base_estimator(dataset: str, seed: int, args) -> DivideMixClassifier:
@@ -141,46 +135,50 @@ def run_one(dataset: str, seed: int, args) -> dict:
     }
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}"
-
-
-def _signed(value: float) -> str:
-    return f"{100 * value:+.1f}"
-
-
 def per_seed_table(rows: list[dict]) -> str:
-    lines = [
-        "| data set | seed | CV noisy accuracy (False / True) "
-        "| CV estimated clean accuracy (False / True) "
-        "| clean test accuracy (False / True) | chosen by noisy | chosen by estimated "
-        "| estimated minus noisy choice (points) |",
-        "|---|---:|---:|---:|---:|---|---|---:|",
+    columns = [
+        "data set",
+        "seed",
+        "CV noisy accuracy (False / True)",
+        "CV estimated clean accuracy (False / True)",
+        "clean test accuracy (False / True)",
+        "chosen by noisy",
+        "chosen by estimated",
+        "estimated minus noisy choice (points)",
     ]
+    lines = []
     for r in rows:
         c = r["candidates"]
 
         def pair(key: str, c=c) -> str:
-            return " / ".join(_pct(x[key]) for x in c)
+            return " / ".join(pct(x[key]) for x in c)
 
         lines.append(
-            f"| {DATASET_TITLES[r['dataset']]} | {r['seed']} "
-            f"| {pair('cv_noisy_accuracy')} "
-            f"| {pair('cv_estimated_clean_accuracy')} "
-            f"| {pair('test_clean_accuracy')} "
-            f"| {r['choice_noisy']} | {r['choice_estimated']} "
-            f"| {_signed(r['test_of_estimated_choice'] - r['test_of_noisy_choice'])} |"
+            [
+                DATASET_TITLES[r["dataset"]],
+                r["seed"],
+                pair("cv_noisy_accuracy"),
+                pair("cv_estimated_clean_accuracy"),
+                pair("test_clean_accuracy"),
+                r["choice_noisy"],
+                r["choice_estimated"],
+                points(r["test_of_estimated_choice"] - r["test_of_noisy_choice"]),
+            ]
         )
-    return "\n".join(lines)
+    return table(columns, lines, align="lrrrrllr")
 
 
 def summary_table(rows: list[dict]) -> str:
-    lines = [
-        "| data set | seeds | scorers disagree | estimated better / same / worse "
-        "| clean test accuracy: noisy choice | estimated choice "
-        "| best candidate |",
-        "|---|---:|---:|---|---:|---:|---:|",
+    columns = [
+        "data set",
+        "seeds",
+        "scorers disagree",
+        "estimated better / same / worse",
+        "clean test accuracy: noisy choice",
+        "estimated choice",
+        "best candidate",
     ]
+    lines = []
     for dataset in DATASET_TITLES:
         group = [r for r in rows if r["dataset"] == dataset]
         if not group:
@@ -190,14 +188,18 @@ def summary_table(rows: list[dict]) -> str:
         )
         disagree = sum(r["choice_noisy"] != r["choice_estimated"] for r in group)
         lines.append(
-            f"| {DATASET_TITLES[dataset]} | {len(group)} | {disagree} "
-            f"| {int(np.sum(diff > 0))} / {int(np.sum(diff == 0))} "
-            f"/ {int(np.sum(diff < 0))} "
-            f"| {_pct(np.mean([r['test_of_noisy_choice'] for r in group]))} "
-            f"| {_pct(np.mean([r['test_of_estimated_choice'] for r in group]))} "
-            f"| {_pct(np.mean([r['test_of_best_candidate'] for r in group]))} |"
+            [
+                DATASET_TITLES[dataset],
+                len(group),
+                disagree,
+                f"{int(np.sum(diff > 0))} / {int(np.sum(diff == 0))} "
+                f"/ {int(np.sum(diff < 0))}",
+                pct(np.mean([r["test_of_noisy_choice"] for r in group])),
+                pct(np.mean([r["test_of_estimated_choice"] for r in group])),
+                pct(np.mean([r["test_of_best_candidate"] for r in group])),
+            ]
         )
-    return "\n".join(lines)
+    return table(columns, lines, align="lrrlrrr")
 
 
 def write_page(rows: list[dict], args, path: Path) -> None:
@@ -238,18 +240,18 @@ labels, which no search can see.
 
 {per_seed_table(rows)}
 
-Reproduce with `nice -n 10 python -m benchmarks.model_selection --seeds
-{" ".join(str(s) for s in args.seeds)}` (per-candidate numbers are in
-`benchmarks/results/model_selection.json`). Run on {platform.machine()}, one
-thread, torch {torch.__version__}, scikit-learn {sklearn.__version__}.
+Reproduce with
+`{_study.reproduce("model_selection", args)}`
+(per-candidate numbers are in `benchmarks/results/model_selection.json`).
+{run_on()}
 """
-    path.write_text(text)
+    _pages.write_page(path, text)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASET_TITLES))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser = _study.parser(
+        __doc__, datasets=list(DATASET_TITLES), seeds=[0, 1, 2, 3, 4]
+    )
     parser.add_argument("--cv", type=int, default=3)
     parser.add_argument("--digits-epochs", type=int, default=15)
     parser.add_argument("--digits-warmup", type=int, default=5)
@@ -257,9 +259,6 @@ def parse_args(argv=None):
     parser.add_argument("--mnist-test", type=int, default=10000)
     parser.add_argument("--mnist-epochs", type=int, default=15)
     parser.add_argument("--mnist-warmup", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--output-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.cv = [0], 2
@@ -271,12 +270,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    # One thread: on a shared CPU, more oversubscribe and slow every fit.
-    torch.set_num_threads(args.threads)
-    results_dir = args.output_dir or RESULTS_DIR
-    page = (args.output_dir or ROOT / "docs") / "model_selection.md"
-    results_dir.mkdir(parents=True, exist_ok=True)
-    settings = {k: str(v) for k, v in vars(args).items()}
+    out = _study.start(args, "model_selection")
     rows = []
     print(
         f"{'data set':8s} {'seed':>4s} {'by noisy':>8s} {'by est.':>8s} "
@@ -293,17 +287,13 @@ def main(argv=None) -> None:
             print(
                 f"{dataset:8s} {seed:4d} {r['choice_noisy']!s:>8s} "
                 f"{r['choice_estimated']!s:>8s} "
-                + " ".join(f"{_pct(t):>6s}" for t in tests)
-                + f" {_signed(gain):>9s}"
+                + " ".join(f"{pct(t):>6s}" for t in tests)
+                + f" {points(gain):>9s}"
                 f" {r['seconds']:5.0f}",
                 flush=True,
             )
-            write_json(
-                results_dir / "model_selection.json",
-                {"settings": settings, "rows": rows},
-                indent=2,
-            )
-            write_page(rows, args, page)
+            out.save(args, rows)
+            write_page(rows, args, out.page)
     print(summary_table(rows))
 
 

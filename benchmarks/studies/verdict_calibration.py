@@ -29,7 +29,7 @@ Cases:
 
 Fitted evidence is cached under ``benchmarks/cache/verdict/`` so that the
 thresholds can be re-judged without refitting (``--refit`` ignores the
-cache). Run with ``nice -n 10 python -m benchmarks.verdict_calibration
+cache). Run with ``nice -n 10 python -m benchmarks.studies.verdict_calibration
 [case ...]``; a digits case takes 10-20 s on two idle CPU cores, the CIFAR
 one about three minutes.
 
@@ -48,22 +48,20 @@ import time
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 from skorch.callbacks import Callback
 
 from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 from sklearn_dividemix._division import estimate_noise_rate
 from sklearn_dividemix._verdict import judge_fit
 
-from ._common import CACHE_DIR, DATA_DIR
+from .._common import CACHE_DIR
+from .._data import archive, digits
 
 CACHE = CACHE_DIR / "verdict"
-CIFAR = DATA_DIR / "cifar10.npz"
 
 
 def _digits(noise_rate, seed, n_samples=None, kind="symmetric", scale=16):
-    X, y = load_digits(return_X_y=True)
-    X = (X / scale).astype(np.float32)
+    X, y = digits(scale)
     if n_samples is not None:
         X, y = X[:n_samples], y[:n_samples]
     y_noisy, flipped = make_noisy_labels(
@@ -73,8 +71,8 @@ def _digits(noise_rate, seed, n_samples=None, kind="symmetric", scale=16):
 
 
 def _cifar(n_train=512, n_test=1000, seed=0):
-    with np.load(CIFAR) as data:
-        images, labels = data["x_test"], data["y_test"].ravel()
+    data = archive("cifar10", ("x_test", "y_test"))
+    images, labels = data["x_test"], data["y_test"].ravel()
     X = images.transpose(0, 3, 1, 2).astype(np.float32) / 255
     X_train, y = X[:n_train], labels[:n_train]
     y_noisy, flipped = make_noisy_labels(

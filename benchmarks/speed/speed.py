@@ -14,10 +14,10 @@ epochs; the first epoch of each phase is a warm-up and is not counted).
 
 Examples::
 
-    python -m benchmarks.speed --quick
-    python -m benchmarks.speed --dataset mnist --n 10000 --module cnn
-    python -m benchmarks.speed --dataset cifar10 --n 512 --module resnet18
-    python -m benchmarks.speed --memory-only --dataset mnist --n 60000
+    python -m benchmarks.speed.speed --quick
+    python -m benchmarks.speed.speed --dataset mnist --n 10000 --module cnn
+    python -m benchmarks.speed.speed --dataset cifar10 --n 512 --module resnet18
+    python -m benchmarks.speed.speed --memory-only --dataset mnist --n 60000
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import torch
 
 from sklearn_dividemix import DivideMixClassifier
 
-from ._common import (
+from .._common import (
     RESULTS_DIR,
     ROOT,
     PeakSampler,
@@ -104,7 +104,7 @@ def load_data(name: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
         X[np.arange(n), 0, y, :] += 1.0
     else:
         # imported here: the memory baseline of a synthetic run stays lean
-        from .quality_data import load_dataset
+        from .._data import load_dataset
 
         data = load_dataset(name, n, 100)
         X, y = data.X_train, data.y_train
@@ -347,7 +347,7 @@ def measure_memory(args) -> dict:
     command = [
         sys.executable,
         "-m",
-        "benchmarks.speed",
+        "benchmarks.speed.speed",
         "--memory-child",
         f"--dataset={args.dataset}",
         f"--n={args.n}",
@@ -430,7 +430,7 @@ def main(argv=None) -> dict:
         print(json.dumps(memory_child(args)))
         return {}
     result = {
-        "command": command_line("benchmarks.speed", argv),
+        "command": command_line("benchmarks.speed.speed", argv),
         "config": {
             k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
         },

@@ -8,7 +8,7 @@ Three parts, one summary table, one JSON file
    torchvision ResNet, ``compile=True`` with Inductor, a uint8 NHWC array kept
    on the device, and a model trained on CUDA unpickled and used in a
    process that sees no GPU.
-2. **Speed**: ``python -m benchmarks.speed`` on full CIFAR-10 with ``resnet18``
+2. **Speed**: ``python -m benchmarks.speed.speed`` on full CIFAR-10 with ``resnet18``
    (its efficiency table: DivideMix epochs against their compute floor and
    a plain skorch epoch).
 3. **Quality**: full CIFAR-10 at symmetric 50 % noise, DivideMix against plain
@@ -16,14 +16,14 @@ Three parts, one summary table, one JSON file
    augmentation and schedule), for as many epochs as ``--epochs`` says.
 4. **Per-row costs** of ResNet-18 on 224x224 images (bf16 autocast,
    channels-last): seconds per training row, per no-grad forward row and per
-   eval row, the inputs of ``python -m benchmarks.scaling_estimate --costs
+   eval row, the inputs of ``python -m benchmarks.scaling.scaling_estimate --costs
    measured`` (the estimate for a million images on 8 GPUs).
 
 ``--smoke`` runs everything small on the CPU (the CUDA-only checks report
 "skipped: no CUDA") so the script is tested before a GPU is at hand::
 
-    python -m benchmarks.gpu_check --smoke
-    python -m benchmarks.gpu_check            # on the GPU machine
+    python -m benchmarks.scaling.gpu_check --smoke
+    python -m benchmarks.scaling.gpu_check            # on the GPU machine
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._common import DATA_DIR, ROOT, machine_info, write_json
-from ._common import RESULTS_DIR as RESULTS
+from .._common import DATA_DIR, ROOT, machine_info, write_json
+from .._common import RESULTS_DIR as RESULTS
+from .._data import archive
 
 CIFAR10 = DATA_DIR / "cifar10.npz"
 
@@ -55,13 +56,13 @@ def load_cifar(n_train: int, n_test: int):
         X = rng.randint(0, 256, (n, 32, 32, 3)).astype(np.uint8)
         y = rng.randint(0, 10, n)
         return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
-    with np.load(CIFAR10) as archive:
-        return (
-            archive["x_train"][:n_train],
-            archive["y_train"][:n_train],
-            archive["x_test"][:n_test],
-            archive["y_test"][:n_test],
-        )
+    arrays = archive("cifar10")
+    return (
+        arrays["x_train"][:n_train],
+        arrays["y_train"][:n_train],
+        arrays["x_test"][:n_test],
+        arrays["y_test"][:n_test],
+    )
 
 
 def _estimator(**params):
@@ -160,7 +161,7 @@ def run_speed(n: int, epochs: int) -> dict:
     command = [
         sys.executable,
         "-m",
-        "benchmarks.speed",
+        "benchmarks.speed.speed",
         "--dataset",
         "cifar10",
         "--n",

@@ -23,10 +23,10 @@ Three measurements, each printed as a table and written to
 
 Examples::
 
-    python -m benchmarks.data_paths speed --repeats 3
-    python -m benchmarks.data_paths speed --baseline /tmp/old
-    python -m benchmarks.data_paths memory --n 200000
-    python -m benchmarks.data_paths quality --n 4000 --epochs 12
+    python -m benchmarks.speed.data_paths speed --repeats 3
+    python -m benchmarks.speed.data_paths speed --baseline /tmp/old
+    python -m benchmarks.speed.data_paths memory --n 200000
+    python -m benchmarks.speed.data_paths quality --n 4000 --epochs 12
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._common import (
-    DATA_DIR,
+from .._common import (
     RESULTS_DIR,
     ROOT,
     PeakSampler,
@@ -52,6 +51,7 @@ from ._common import (
     status_mib,
     write_json,
 )
+from .._data import archive
 
 
 def machine() -> dict:
@@ -87,8 +87,8 @@ SPEED_CONFIGS = (
 
 
 def _mnist(n: int):
-    with np.load(DATA_DIR / "mnist.npz") as archive:
-        X, y = archive["x_train"][:n], archive["y_train"][:n]
+    arrays = archive("mnist", ("x_train", "y_train"))
+    X, y = arrays["x_train"][:n], arrays["y_train"][:n]
     rng = np.random.RandomState(0)
     flip = rng.rand(n) < 0.4
     y = np.where(flip, (y + rng.randint(1, 10, n)) % 10, y)
@@ -129,7 +129,7 @@ def _baseline_fit(path: str, n: int, epochs: int) -> dict:
     """
     code = (
         "import sys, json; "
-        "from benchmarks.data_paths import _mnist, _epoch_seconds; "
+        "from benchmarks.speed.data_paths import _mnist, _epoch_seconds; "
         "from sklearn_dividemix import DivideMixClassifier; "
         "X, y = _mnist(int(sys.argv[1])); e = int(sys.argv[2]); "
         "clf = DivideMixClassifier(max_epochs=2 * e, warmup_epochs=e, "
@@ -270,9 +270,9 @@ def run_memory(args) -> None:
 def run_quality(args) -> None:
     from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 
-    with np.load(DATA_DIR / "cifar10.npz") as archive:
-        X, y = archive["x_train"][: args.n], archive["y_train"][: args.n]
-        X_test, y_test = archive["x_test"][:2000], archive["y_test"][:2000]
+    arrays = archive("cifar10")
+    X, y = arrays["x_train"][: args.n], arrays["y_train"][: args.n]
+    X_test, y_test = arrays["x_test"][:2000], arrays["y_test"][:2000]
     y_noisy, _ = make_noisy_labels(y, noise_rate=0.4, random_state=0)
     params = dict(max_epochs=args.epochs, warmup_epochs=args.epochs // 3)
     rows = []

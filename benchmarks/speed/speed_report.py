@@ -3,7 +3,7 @@
 The tables go between two HTML comments in the page, so the prose around them
 stays as written::
 
-    python -m benchmarks.speed_report            # all results/speed_*.json
+    python -m benchmarks.speed.speed_report            # all results/speed_*.json
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import RESULTS_DIR, ROOT
+from .._common import RESULTS_DIR, ROOT
+from .._pages import replace_between, table_head, table_row
 
 PAGE = ROOT / "docs" / "performance.md"
 START, END = "<!-- speed-tables:start -->", "<!-- speed-tables:end -->"
@@ -46,12 +47,19 @@ def _best(phase: dict, kind: str) -> float:
 
 
 def efficiency_table(results: list[dict]) -> list[str]:
-    lines = [
-        "| configuration | torch threads | phase | s / epoch: fastest (median) "
-        "| floor: fastest (median) | efficiency: median (range) "
-        "| efficiency (CPU time) | target |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
-    ]
+    lines = table_head(
+        [
+            "configuration",
+            "torch threads",
+            "phase",
+            "s / epoch: fastest (median)",
+            "floor: fastest (median)",
+            "efficiency: median (range)",
+            "efficiency (CPU time)",
+            "target",
+        ],
+        "lrlrrrrr",
+    )
     for result in results:
         target = TARGETS.get(result["config"]["module"])
         phases = [
@@ -73,11 +81,17 @@ def efficiency_table(results: list[dict]) -> list[str]:
 
 
 def ratio_table(results: list[dict]) -> list[str]:
-    lines = [
-        "| configuration | torch threads | phase | DivideMix / skorch epoch, "
-        "measured | floor | measured / floor |",
-        "|---|---:|---|---:|---:|---:|",
-    ]
+    lines = table_head(
+        [
+            "configuration",
+            "torch threads",
+            "phase",
+            "DivideMix / skorch epoch, measured",
+            "floor",
+            "measured / floor",
+        ],
+        "lrlrrr",
+    )
     for result in results:
         ratios = result["ratios"]
         for phase, name in (("warmup", "warm-up"), ("mixmatch", "MixMatch")):
@@ -109,12 +123,21 @@ def _memory_row(config: dict, m: dict) -> str:
 
 
 def memory_table(results: list[dict]) -> list[str]:
-    lines = [
-        "| fit | float32 data | models | RSS after import | libraries' baseline "
-        "| fit peak RSS | peak - RSS before fit | peak - baseline "
-        "| budget 2 x (data + models) + 300 MiB | within |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
+    lines = table_head(
+        [
+            "fit",
+            "float32 data",
+            "models",
+            "RSS after import",
+            "libraries' baseline",
+            "fit peak RSS",
+            "peak - RSS before fit",
+            "peak - baseline",
+            "budget 2 x (data + models) + 300 MiB",
+            "within",
+        ],
+        "lrrrrrrrrl",
+    )
     for result in results:
         memory = result["memory"]
         lines.append(_memory_row(result["config"], memory))
@@ -124,16 +147,17 @@ def memory_table(results: list[dict]) -> list[str]:
 
 
 def conditions_table(results: list[dict]) -> list[str]:
-    lines = [
-        "| run | date | load average before, after (1, 5, 15 min) | command |",
-        "|---|---|---|---|",
-    ]
+    lines = table_head(
+        ["run", "date", "load average before, after (1, 5, 15 min)", "command"]
+    )
     for result in results:
         before = ", ".join(f"{x:.1f}" for x in result["loadavg_before"])
         after = ", ".join(f"{x:.1f}" for x in result["loadavg_after"])
         name = "memory" if "dividemix" not in result else _label(result)
         lines.append(
-            f"| {name} | {result['date']} | {before}; {after} | `{result['command']}` |"
+            table_row(
+                [name, result["date"], f"{before}; {after}", f"`{result['command']}`"]
+            )
         )
     return lines
 
@@ -175,8 +199,7 @@ def profile_table(profiles: list[dict]) -> list[str]:
         lines += [
             f"`{profile['command']}`, {profile['torch_threads']} torch threads:",
             "",
-            "| part | warm-up epoch | MixMatch epoch |",
-            "|---|---:|---:|",
+            *table_head(["part", "warm-up epoch", "MixMatch epoch"], "lrr"),
         ]
         for part in parts:
             cells = []
@@ -190,12 +213,6 @@ def profile_table(profiles: list[dict]) -> list[str]:
         total = [phases[p]["seconds_per_epoch"] for p in ("warmup", "mixmatch")]
         lines += [f"| total | {total[0]:.2f} s | {total[1]:.2f} s |", ""]
     return lines
-
-
-def _replace(page: str, start: str, end: str, body: str) -> str:
-    head, rest = page.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{body}\n{end}{tail}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -212,10 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     loaded = [json.loads(path.read_text()) for path in files]
     results = [r for r in loaded if "config" in r]
     profiles = [r for r in loaded if "phases" in r]
-    page = _replace(args.page.read_text(), START, END, render(results))
+    page = replace_between(args.page.read_text(), START, END, render(results))
     if profiles:
         body = "\n".join(profile_table(profiles)).rstrip()
-        page = _replace(page, PROFILE_START, PROFILE_END, body)
+        page = replace_between(page, PROFILE_START, PROFILE_END, body)
     args.page.write_text(page)
     print(f"updated {args.page} from {len(loaded)} result files")
 

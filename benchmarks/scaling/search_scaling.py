@@ -30,8 +30,8 @@ Configurations (``--variants``):
 
 Examples::
 
-    python -m benchmarks.search_scaling
-    python -m benchmarks.search_scaling --repeats 1 --variants serial dask
+    python -m benchmarks.scaling.search_scaling
+    python -m benchmarks.scaling.search_scaling --repeats 1 --variants serial dask
 """
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from joblib import parallel_config
-from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 
 from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 from sklearn_dividemix._threads import limit_torch_threads, worker_thread_budget
 
-from ._common import RESULTS_DIR, ROOT, command_line, machine_info, write_json
+from .._common import RESULTS_DIR, ROOT, command_line, machine_info, write_json
+from .._data import digits
 
 RESULTS = RESULTS_DIR / "search_scaling.json"
 GRID = {"lr": [0.05, 0.1], "lambda_u": [0, 25]}
@@ -111,9 +111,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_data() -> tuple[np.ndarray, np.ndarray]:
-    X, y = load_digits(return_X_y=True)
+    X, y = digits(dtype=np.float64)
     y_noisy, _ = make_noisy_labels(y, noise_rate=0.4, random_state=0)
-    return X / 16, y_noisy
+    return X, y_noisy
 
 
 # -- backends ------------------------------------------------------------------
@@ -244,7 +244,7 @@ def measure_in_child(args, name: str) -> dict:
     command = [
         sys.executable,
         "-m",
-        "benchmarks.search_scaling",
+        "benchmarks.scaling.search_scaling",
         f"--child={name}",
         f"--max-epochs={args.max_epochs}",
         f"--warmup-epochs={args.warmup_epochs}",
@@ -331,7 +331,7 @@ def main(argv=None) -> dict:
     results = {name: aggregate(name, rounds[name]) for name in args.variants}
     compare(results)
     report = {
-        "command": command_line("benchmarks.search_scaling", argv),
+        "command": command_line("benchmarks.scaling.search_scaling", argv),
         "config": {
             "grid": GRID,
             "cv": 2,

@@ -31,8 +31,8 @@ parts are cut at those events: the loss's own backward ops count as
 and the no-grad passes' softmax are no longer told apart from their
 neighbours (they were about 1 % of an epoch)::
 
-    python -m benchmarks.speed_profile --dataset mnist --n 10000 --threads 2
-    python -m benchmarks.speed_profile --quick --operators 10
+    python -m benchmarks.speed.speed_profile --dataset mnist --n 10000 --threads 2
+    python -m benchmarks.speed.speed_profile --quick --operators 10
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from skorch.callbacks import Callback
 
 from sklearn_dividemix import UntrustedFitWarning
 
-from ._common import RESULTS_DIR, command_line, machine_info, write_json
+from .._common import RESULTS_DIR, command_line, machine_info, write_json
 from .speed import dividemix_estimator, load_data
 
 # region -> part, per phase; a region runs from one event to the next
@@ -263,7 +263,7 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     result = {
-        "command": command_line("benchmarks.speed_profile", argv),
+        "command": command_line("benchmarks.speed.speed_profile", argv),
         "method": "skorch callback events and module hooks",
         "torch_threads": torch.get_num_threads(),
         "machine": machine_info(),

@@ -1,0 +1,54 @@
+"""The studies' shared skeleton and long_tail's division of its own."""
+
+import functools
+import json
+import warnings
+
+import numpy as np
+
+from benchmarks.studies import _study, long_tail
+from sklearn_dividemix import DivideMixClassifier
+from sklearn_dividemix._class_division import divide_losses_per_class
+
+
+def test_study_arguments_and_outputs(tmp_path):
+    parser = _study.parser("Title line.\n\nMore.", datasets=["a", "b"], seeds=[0])
+    args = parser.parse_args(["--seeds", "3", "4", "--output-dir", str(tmp_path)])
+    assert parser.description == "Title line."
+    assert (args.datasets, args.seeds, args.threads, args.quick) == (
+        ["a", "b"],
+        [3, 4],
+        1,
+        False,
+    )
+    out = _study.start(args, "demo")
+    assert out.results == tmp_path / "demo.json"
+    assert out.page == tmp_path / "demo.md"
+    out.save(args, [{"x": np.float64(1.5)}])
+    saved = json.loads(out.results.read_text())
+    assert saved["rows"] == [{"x": 1.5}] and saved["settings"]["seeds"] == "[3, 4]"
+    assert _study.reproduce("demo", args) == (
+        "nice -n 10 python -m benchmarks.studies.demo --seeds 3 4"
+    )
+
+
+def test_long_tail_per_class_raw_is_a_division_strategy(noisy_digits):
+    # the cached runs know it by name; the estimator gets a callable
+    assert list(long_tail.DIVISIONS) == [
+        "global",
+        "per_class",
+        "per_class_raw",
+        "balanced",
+    ]
+    raw = long_tail.DIVISIONS["per_class_raw"]
+    assert isinstance(raw, functools.partial)
+    assert raw.func is divide_losses_per_class
+    assert raw.keywords == {"trust_check": False}
+    X, y = noisy_digits["X_train"][:300], noisy_digits["y_noisy"][:300]
+    clf = DivideMixClassifier(
+        max_epochs=2, warmup_epochs=1, division=raw, device="cpu", random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    assert clf.clean_proba_.shape == (len(y),)
