@@ -110,6 +110,13 @@ class DivideMixNet(NeuralNet):
 
     def initialize(self):
         super().initialize()
+        if isinstance(self.module, torch.nn.Module):
+            # The module was handed over built (_setup.build_net): ``module``
+            # is the object ``module_`` is. Pickled with it by skorch, it is
+            # stored once and mapped to the right device on loading.
+            attributes = self.cuda_dependent_attributes_
+            if "module" not in attributes:
+                self.cuda_dependent_attributes_ = [*attributes, "module"]
         use_scaler = self.amp == "fp16" and torch.device(self.device).type == "cuda"
         self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
         return self

@@ -427,3 +427,19 @@ def test_frozen_features_then_dividemix_in_a_pipeline(images):
 def test_frozen_features_need_a_head_to_remove(images):
     with pytest.raises(ValueError, match="No classification head found"):
         FrozenFeatures(_Headless()).fit(images[0])
+
+
+class _Wide(_TinyNet):
+    def __init__(self, num_classes=10):
+        super().__init__(num_classes)
+        self.features.append(nn.Linear(4, 8192))
+        self.fc = nn.Linear(8192, num_classes)
+
+
+def test_a_pickled_net_holds_the_weights_once(images):
+    X, y = images
+    clf = DivideMixClassifier(_Wide(), **FAST).fit(X, y)
+    weights = sum(p.numel() * 4 for p in clf.net1_.module_.parameters())
+    assert len(pickle.dumps(clf.net1_)) < 1.5 * weights
+    restored = pickle.loads(pickle.dumps(clf.net1_))
+    assert restored.module is restored.module_
