@@ -135,7 +135,8 @@ class DivideMixClassifier(
         Learning rate of every parameter outside the classification head, as
         a fraction of ``lr`` (the head trains at ``lr``). ``'auto'`` is 0.1
         when the head was replaced (a pretrained backbone under a fresh
-        head; measured in :doc:`/fine_tuning`) and 1 otherwise.
+        head: the usual fine-tuning practice, see :doc:`/fine_tuning` for
+        what was measured) and 1 otherwise.
     freeze_backbone_epochs : int, default=0
         Epochs at the start of training during which only the head is
         trained (the backbone gets no gradient, so these epochs are cheap).

@@ -19,8 +19,9 @@ __all__ = [
     "head_param_groups",
 ]
 
-# backbone_lr_ratio='auto' when a head was replaced (docs/fine_tuning.md: on
-# the CIFAR-10 0-4 -> 5-9 transfer benchmark, 0.1 beat 1.0 under both noises).
+# backbone_lr_ratio='auto' when a head was replaced: the usual fine-tuning
+# practice. Measured so far (docs/fine_tuning.md) it neither helped nor hurt
+# on a small CIFAR-10 transfer (0.3 points); the benchmark's study rows decide.
 AUTO_BACKBONE_LR_RATIO = 0.1
 
 
