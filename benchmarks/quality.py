@@ -59,6 +59,9 @@ from .quality_methods import METHODS, Budget, fit_method
 from .quality_report import write_report
 
 SCHEMA_VERSION = 1
+# Plain cross-entropy given DivideMix's wall-clock time on the same cell (run
+# on demand: --methods cross_entropy_time, after both runs it is timed by).
+TIMED = "cross_entropy_time"
 
 NOISES = {
     "sym20": ("symmetric", 0.2),
@@ -282,6 +285,21 @@ def _cells_of_seed(suite: Suite) -> list[tuple[str, str]]:
     return cells
 
 
+def _time_matched_budget(cache, suite, data, noise, seed) -> Budget | None:
+    """The shared budget with as many epochs as plain cross-entropy can run in
+    DivideMix's wall-clock time on this cell (the learning rate still decays
+    halfway), from the two cached runs; None while either is missing."""
+    found = {}
+    for method in ("dividemix", "cross_entropy"):
+        run = cache.get(_key(_cell(suite, data, noise, seed, method)))
+        if run is None:
+            return None
+        found[method] = run["fit_seconds"]
+    per_epoch = found["cross_entropy"] / suite.budget.max_epochs
+    epochs = max(suite.budget.max_epochs, round(found["dividemix"] / per_epoch))
+    return replace(suite.budget, max_epochs=int(epochs))
+
+
 def run_suites(
     suites, cache_path: Path, log=print, run_missing: bool = True
 ) -> tuple[list[dict], list[dict]]:
@@ -301,6 +319,20 @@ def run_suites(
                 if key not in cache and not run_missing:
                     missing.append({"key": key, **cell})
                     continue
+                if key not in cache and method == TIMED:
+                    budget = _time_matched_budget(cache, suite, data, noise, seed)
+                    if budget is None:
+                        log(
+                            f"{suite.dataset} {noise} seed {seed}: {TIMED} needs "
+                            "the cached dividemix and cross_entropy runs first"
+                        )
+                        continue
+                    result = run_one("cross_entropy", data, noise, seed, budget)
+                    result["extra"] = {"max_epochs": budget.max_epochs}
+                    cache[key] = {"key": key, **cell, **result}
+                    with cache_path.open("a") as f:
+                        f.write(json.dumps(cache[key], default=str) + "\n")
+                    log(_log_line(cache[key]))
                 if key not in cache:
                     result = run_one(method, data, noise, seed, suite.budget)
                     cache[key] = {"key": key, **cell, **result}
@@ -328,7 +360,9 @@ def _parse_args(argv):
     parser.add_argument("--datasets", nargs="+", help="subset of the data sets")
     parser.add_argument("--seeds", nargs="+", type=int, help="override the seeds")
     parser.add_argument("--noises", nargs="+", choices=NOISES, help="noise subset")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, help="methods")
+    parser.add_argument(
+        "--methods", nargs="+", choices=(*METHODS, TIMED), help="methods"
+    )
     parser.add_argument(
         "--form", choices=("images", "vectors"), help="only image or vector suites"
     )

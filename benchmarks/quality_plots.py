@@ -16,6 +16,7 @@ STYLES = {
     "dividemix": {"color": "C0", "marker": "o"},
     "cross_entropy": {"color": "C3", "marker": "s"},
     "cleanlearning": {"color": "C2", "marker": "^"},
+    "cross_entropy_time": {"color": "C3", "marker": "s", "linestyle": ":"},
     "oracle": {"color": "0.4", "marker": "", "linestyle": "--"},
 }
 SYMMETRIC = (("sym20", 0.2), ("sym50", 0.5), ("sym80", 0.8))

@@ -36,6 +36,7 @@ METHOD_NAMES = {
     "dividemix": "DivideMix",
     "cross_entropy": "cross-entropy",
     "cleanlearning": "CleanLearning",
+    "cross_entropy_time": "cross-entropy, DivideMix's time",
     "oracle": "clean-label oracle",
 }
 NOISE_NAMES = {
