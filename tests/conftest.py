@@ -1,11 +1,15 @@
-"""Shared fixtures: small data sets with known label noise."""
+"""Shared fixtures: small data sets with known label noise.
+
+The tiny training budgets the tests fit them with are in ``_budgets.py``
+(a module, so that test files can import them).
+"""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, make_blobs
 from sklearn.model_selection import train_test_split
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -52,3 +56,10 @@ def tiny_images():
     y = np.arange(60) % 3
     X[np.arange(60), y] += 0.5
     return X, y
+
+
+@pytest.fixture(scope="session")
+def blobs():
+    """60 samples of 3 blobs in 4 features, float32, clean labels."""
+    X, y = make_blobs(60, n_features=4, centers=3, random_state=0)
+    return X.astype(np.float32), y

@@ -15,8 +15,7 @@ from skorch.callbacks import (
 
 from sklearn_dividemix import DivideMixClassifier
 from sklearn_dividemix._callbacks import check_callbacks, per_net_callbacks
-
-PARAMS = dict(max_epochs=2, warmup_epochs=1, batch_size=16, random_state=0)
+from tests._budgets import SMOKE
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn_dividemix.DivisionWarning")
 
@@ -30,7 +29,7 @@ def data():
 def test_checkpoint_writes_each_net_into_its_own_folder(data, tmp_path):
     """Issue 20: one params.pt, holding net2's weights only."""
     checkpoint = Checkpoint(dirname=str(tmp_path), monitor=None)
-    clf = DivideMixClassifier(**PARAMS, callbacks=[checkpoint]).fit(*data)
+    clf = DivideMixClassifier(**SMOKE, callbacks=[checkpoint]).fit(*data)
     assert not (tmp_path / "params.pt").exists()
     saved = []
     for name, net in (("net1", clf.net1_), ("net2", clf.net2_)):
@@ -51,16 +50,16 @@ def test_checkpoint_writes_each_net_into_its_own_folder(data, tmp_path):
 
 def test_train_end_checkpoint_per_net(data, tmp_path):
     callbacks = [("end", TrainEndCheckpoint(dirname=str(tmp_path)))]
-    DivideMixClassifier(**PARAMS, callbacks=callbacks).fit(*data)
+    DivideMixClassifier(**SMOKE, callbacks=callbacks).fit(*data)
     for name in ("net1", "net2"):
         assert (tmp_path / name / "train_end_params.pt").is_file()
     assert not (tmp_path / "train_end_params.pt").exists()
 
 
 def test_other_callbacks_still_work(data):
-    clf = DivideMixClassifier(**PARAMS, callbacks=[GradientNormClipping(1.0)])
+    clf = DivideMixClassifier(**SMOKE, callbacks=[GradientNormClipping(1.0)])
     clf.fit(*data)
-    assert len(clf.history_) == PARAMS["max_epochs"]
+    assert len(clf.history_) == SMOKE["max_epochs"]
 
 
 @pytest.mark.parametrize(
@@ -82,7 +81,7 @@ def test_callbacks_without_a_meaning_are_refused_before_training(
 ):
     """Issue 20: EarlyStopping raised KeyError: 'valid_loss' after an epoch."""
     monkeypatch.chdir(tmp_path)  # a Checkpoint that ran would write here
-    clf = DivideMixClassifier(**PARAMS, callbacks=[callback])
+    clf = DivideMixClassifier(**SMOKE, callbacks=[callback])
     with pytest.raises(InvalidParameterError, match="'callbacks' parameter") as info:
         clf.fit(*data)
     assert says in str(info.value)
@@ -91,7 +90,7 @@ def test_callbacks_without_a_meaning_are_refused_before_training(
 
 def test_warm_start_is_refused_with_a_reason(data):
     """Issue 20: accepted by the constructor, refused by fit as a misspelling."""
-    clf = DivideMixClassifier(**PARAMS, warm_start=True)
+    clf = DivideMixClassifier(**SMOKE, warm_start=True)
     with pytest.raises(InvalidParameterError, match="does not support warm_start"):
         clf.fit(*data)
     assert not hasattr(DivideMixClassifier, "partial_fit")

@@ -18,8 +18,9 @@ from sklearn_dividemix import (
     SmallCNNClassifierModule,
     UntrustedFitWarning,
 )
+from tests._budgets import LEARNING
 
-FAST = dict(max_epochs=3, warmup_epochs=2, batch_size=16, lr=0.1, random_state=0)
+FAST = {**LEARNING, "max_epochs": 3}
 
 
 def test_digits_finds_wrong_labels_and_beats_cross_entropy(noisy_digits):

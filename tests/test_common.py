@@ -13,10 +13,11 @@ from sklearn.utils.estimator_checks import (
 )
 
 from sklearn_dividemix import DivideMixClassifier
+from tests._budgets import LEARNING
 
 # Good enough for check_classifiers_train (accuracy > 0.83 on make_blobs) in
 # four epochs (min 0.92 over five seeds): a high lr makes up for the budget.
-TINY = dict(max_epochs=4, warmup_epochs=2, batch_size=32, lr=0.1, random_state=0)
+TINY = {**LEARNING, "batch_size": 32}
 ROUTED = dict(module__hidden_units=16, optimizer__nesterov=True)
 
 EXPECTED_FAILED_CHECKS = {

@@ -24,20 +24,9 @@ from sklearn_dividemix._data import (
 )
 from sklearn_dividemix._inputs import InputSettings, dataset_labels
 from sklearn_dividemix._layout import ImageLayoutWarning, Preprocess
-
-FAST = dict(max_epochs=3, warmup_epochs=1, batch_size=16, random_state=0)
+from tests._budgets import SHORT, band_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn_dividemix.DivisionWarning")
-
-
-def _images(n=48, seed=0):
-    """uint8 NHWC images whose class (of 3) is a bright row band."""
-    rng = np.random.RandomState(seed)
-    y = np.arange(n) % 3
-    X = rng.randint(0, 100, size=(n, 9, 9, 3)).astype(np.uint8)
-    for k in range(3):
-        X[y == k, 3 * k : 3 * k + 3] += 150
-    return X, y
 
 
 class _InputsOnly(Dataset):
@@ -70,7 +59,7 @@ class _Pairs(_InputsOnly):
 
 
 def test_array_source_shares_memory_and_converts_per_batch():
-    X, _ = _images()
+    X, _ = band_images()
     source = ArraySource(X, Preprocess("NHWC"), "cpu")
     assert source.X.dtype == torch.uint8
     assert source.X.data_ptr() == X.ctypes.data  # no copy of the data set
@@ -81,7 +70,7 @@ def test_array_source_shares_memory_and_converts_per_batch():
 
 
 def test_array_source_reads_a_memory_mapped_file_in_place(tmp_path):
-    X, _ = _images()
+    X, _ = band_images()
     path = tmp_path / "images.npy"
     np.save(path, X)
     mapped = np.load(path, mmap_mode="r")
@@ -96,7 +85,7 @@ def test_array_source_reads_a_memory_mapped_file_in_place(tmp_path):
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_dataset_source_delivers_the_index_batches_in_order(num_workers):
-    X, y = _images()
+    X, y = band_images()
     array = ArraySource(X, Preprocess("NHWC"), "cpu")
     dataset = DatasetSource(
         TensorDataset(torch.from_numpy(X), torch.from_numpy(y)),
@@ -116,7 +105,7 @@ def test_dataset_source_delivers_the_index_batches_in_order(num_workers):
 @pytest.mark.parametrize(("start", "stop"), [(0, None), (5, 29), (29, 48), (48, 48)])
 def test_stream_of_a_block_of_rows(source_kind, start, stop):
     # the block one process of a data-parallel fit evaluates
-    X, y = _images()
+    X, y = band_images()
     if source_kind == "array":
         source = ArraySource(X, Preprocess("NHWC"), "cpu")
     else:
@@ -152,7 +141,7 @@ def test_iterable_datasets_are_refused():
 
 
 def test_labels_come_from_targets_without_reading_samples():
-    X, y = _images()
+    X, y = band_images()
     dataset = _InputsOnly(X)
     dataset.targets = list(y)
     np.testing.assert_array_equal(dataset_labels(dataset, InputSettings()), y)
@@ -160,7 +149,7 @@ def test_labels_come_from_targets_without_reading_samples():
 
 
 def test_labels_are_read_once_through_a_dataset_without_targets():
-    X, y = _images()
+    X, y = band_images()
     dataset = _Pairs(X, y)
     np.testing.assert_array_equal(dataset_labels(dataset, InputSettings()), y)
 
@@ -170,8 +159,8 @@ def test_labels_are_read_once_through_a_dataset_without_targets():
 
 @pytest.fixture(scope="module")
 def array_fit():
-    X, y = _images()
-    return DivideMixClassifier(**FAST).fit(X, y)
+    X, y = band_images()
+    return DivideMixClassifier(**SHORT).fit(X, y)
 
 
 @pytest.mark.parametrize(
@@ -185,8 +174,8 @@ def array_fit():
 )
 def test_dataset_fit_is_the_array_fit(array_fit, make, y_given):
     # The same batches reach the nets through either source: same results.
-    X, y = _images()
-    clf = DivideMixClassifier(**FAST).fit(make(X, y), y if y_given else None)
+    X, y = band_images()
+    clf = DivideMixClassifier(**SHORT).fit(make(X, y), y if y_given else None)
     np.testing.assert_allclose(clf.clean_proba_, array_fit.clean_proba_, atol=1e-6)
     np.testing.assert_allclose(clf.train_proba_, array_fit.train_proba_, atol=1e-6)
     np.testing.assert_allclose(clf.input_mean_, array_fit.input_mean_)
@@ -198,40 +187,40 @@ def test_dataset_fit_is_the_array_fit(array_fit, make, y_given):
 
 
 def test_loader_workers_do_not_change_the_fit(array_fit):
-    X, y = _images()
+    X, y = band_images()
     dataset = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     clf = DivideMixClassifier(
-        **FAST, iterator_train__num_workers=2, iterator_valid__num_workers=1
+        **SHORT, iterator_train__num_workers=2, iterator_valid__num_workers=1
     ).fit(dataset)
     np.testing.assert_allclose(clf.clean_proba_, array_fit.clean_proba_, atol=1e-6)
 
 
 def test_a_dataset_without_labels_needs_y():
-    X, _ = _images()
+    X, _ = band_images()
     with pytest.raises(ValueError, match="without labels; pass the labels as y"):
-        DivideMixClassifier(**FAST).fit(_InputsOnly(X))
+        DivideMixClassifier(**SHORT).fit(_InputsOnly(X))
 
 
 def test_y_must_match_the_dataset():
-    X, y = _images()
+    X, y = band_images()
     with pytest.raises(ValueError, match="y has 47 labels but the Dataset has 48"):
-        DivideMixClassifier(**FAST).fit(_InputsOnly(X), y[:-1])
+        DivideMixClassifier(**SHORT).fit(_InputsOnly(X), y[:-1])
 
 
 def test_predicting_images_of_another_size_is_refused(array_fit):
-    X, _ = _images()
+    X, _ = band_images()
     small = TensorDataset(torch.from_numpy(X[:, :8, :8]))
     with pytest.raises(ValueError, match=r"shape \(3, 8, 8\).*\(3, 9, 9\)"):
         array_fit.predict(small)
 
 
 def test_loader_parameters_are_routed_cloned_and_searchable():
-    X, y = _images()
-    clf = DivideMixClassifier(**FAST, iterator_train__num_workers=2)
+    X, y = band_images()
+    clf = DivideMixClassifier(**SHORT, iterator_train__num_workers=2)
     assert clone(clf).get_params()["iterator_train__num_workers"] == 2
     dataset = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     search = GridSearchCV(
-        DivideMixClassifier(**FAST),
+        DivideMixClassifier(**SHORT),
         {"iterator_train__num_workers": [0, 1]},
         cv=2,
         error_score="raise",
@@ -240,17 +229,17 @@ def test_loader_parameters_are_routed_cloned_and_searchable():
     assert len(search.cv_results_["params"]) == 2
     clf.set_params(iterator_valid__pin_memory=False).fit(dataset)
     with pytest.raises(ValueError, match="iterator_train__shuffle.*cannot be set"):
-        DivideMixClassifier(**FAST, iterator_train__shuffle=True).fit(dataset)
+        DivideMixClassifier(**SHORT, iterator_train__shuffle=True).fit(dataset)
 
 
 # -- arrays as they come -----------------------------------------------------
 
 
 def test_uint8_channels_last_trains_like_float_channels_first():
-    X, y = _images()
+    X, y = band_images()
     nchw = X.transpose(0, 3, 1, 2).astype(np.float32) / 255
-    a = DivideMixClassifier(**FAST).fit(X, y)
-    b = DivideMixClassifier(**FAST).fit(nchw, y)
+    a = DivideMixClassifier(**SHORT).fit(X, y)
+    b = DivideMixClassifier(**SHORT).fit(nchw, y)
     assert a.image_layout_ == "NHWC" and b.image_layout_ == "NCHW"
     np.testing.assert_allclose(a.input_mean_, b.input_mean_, rtol=1e-5)
     np.testing.assert_allclose(a.input_std_, b.input_std_, rtol=1e-5)
@@ -260,8 +249,8 @@ def test_uint8_channels_last_trains_like_float_channels_first():
 
 @pytest.mark.parametrize("normalize", ["auto", True, False])
 def test_normalize_learns_per_channel_moments(normalize):
-    X, y = _images()
-    clf = DivideMixClassifier(**FAST, normalize=normalize).fit(X, y)
+    X, y = band_images()
+    clf = DivideMixClassifier(**SHORT, normalize=normalize).fit(X, y)
     if normalize is False:
         assert clf.input_mean_ is None and clf.input_std_ is None
         return
@@ -275,8 +264,8 @@ def test_explicit_layout_settles_an_ambiguous_shape():
     X = rng.rand(30, 3, 8, 3).astype(np.float32)
     y = np.arange(30) % 3
     with pytest.raises(ValueError, match="ambiguous"):
-        DivideMixClassifier(**FAST).fit(X, y)
-    clf = DivideMixClassifier(**FAST, image_layout="NHWC").fit(X, y)
+        DivideMixClassifier(**SHORT).fit(X, y)
+    clf = DivideMixClassifier(**SHORT, image_layout="NHWC").fit(X, y)
     assert clf.net1_.module_.features[0].in_channels == 3
     assert clf.predict(X).shape == (30,)
 
@@ -286,19 +275,19 @@ def test_five_band_images_warn_at_fit_with_the_reading_and_the_override():
     X = rng.randint(0, 256, size=(24, 16, 16, 5)).astype(np.uint8)
     y = np.arange(24) % 2
     with pytest.warns(ImageLayoutWarning, match="16 channels of 16x5.*'NHWC'"):
-        clf = DivideMixClassifier(**FAST).fit(X, y)
+        clf = DivideMixClassifier(**SHORT).fit(X, y)
     assert clf.n_features_in_ == 16
     with warnings.catch_warnings():
         warnings.simplefilter("error", ImageLayoutWarning)
         clf.predict(X)  # said once, at fit
-        clf = DivideMixClassifier(**FAST, image_layout="NHWC").fit(X, y)
+        clf = DivideMixClassifier(**SHORT, image_layout="NHWC").fit(X, y)
     assert clf.n_features_in_ == 5 and clf.image_layout_ == "NHWC"
 
 
 def test_grey_images_without_channel_axis():
-    X, y = _images()
+    X, y = band_images()
     grey = X[..., 0]
-    clf = DivideMixClassifier(**FAST).fit(grey, y)
+    clf = DivideMixClassifier(**SHORT).fit(grey, y)
     assert clf.image_layout_ == "NHW" and clf.input_mean_.shape == (1,)
     assert clf.predict_proba(grey).shape == (48, 3)
 
@@ -328,14 +317,14 @@ class _WholeDataSet(TorchDispatchMode):
 def test_uint8_images_are_never_converted_whole():
     # 62 rows: no batch (16 rows, 4 views of 16, eval chunks of 24) has as
     # many, so a tensor of 62 images is a converted copy of the data set.
-    X, y = _images(62)
+    X, y = band_images(62)
     with _WholeDataSet([X.shape, (62, 3, 9, 9)]) as mode:
-        DivideMixClassifier(**FAST, eval_batch_size=24).fit(X, y)
+        DivideMixClassifier(**SHORT, eval_batch_size=24).fit(X, y)
     assert mode.ops == []
 
 
 def test_predict_proba_streams_eval_batch_chunks(array_fit):
-    X, _ = _images(50)
+    X, _ = band_images(50)
     sizes = []
     handle = array_fit.net1_.module_.register_forward_pre_hook(
         lambda module, inputs: sizes.append(len(inputs[0]))
@@ -354,7 +343,7 @@ def test_predict_proba_streams_eval_batch_chunks(array_fit):
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
-    X, y = _images(36)
+    X, y = band_images(36)
     root = tmp_path_factory.mktemp("folder")
     for i, (image, label) in enumerate(zip(X, y, strict=True)):
         folder = root / f"class_{label}"
@@ -366,7 +355,7 @@ def image_folder(tmp_path_factory):
 @pytest.mark.parametrize("transform", [None, PILToTensor()], ids=["PIL", "tensor"])
 def test_image_folder_fit_lists_files_in_the_issue_table(image_folder, transform):
     dataset = ImageFolder(image_folder, transform=transform)
-    clf = DivideMixClassifier(**FAST).fit(dataset)
+    clf = DivideMixClassifier(**SHORT).fit(dataset)
     table = clf.get_label_issues()
     assert list(table["path"]) == [path for path, _ in dataset.samples]
     np.testing.assert_array_equal(table["given_label"], dataset.targets)
@@ -374,7 +363,7 @@ def test_image_folder_fit_lists_files_in_the_issue_table(image_folder, transform
     # 12 files per class folder, in folder order
     picked = [4, 0, 13, 20, 30, 25]
     subset = Subset(dataset, picked)
-    sub_table = find_label_issues(subset, estimator=DivideMixClassifier(**FAST))
+    sub_table = find_label_issues(subset, estimator=DivideMixClassifier(**SHORT))
     assert list(sub_table["path"]) == [dataset.samples[i][0] for i in picked]
     assert list(sub_table["given_label"]) == [0, 0, 1, 1, 2, 2]
 
@@ -404,7 +393,7 @@ def test_feature_vectors_are_standardised_only_on_request(normalize, standardise
     rng = np.random.RandomState(0)
     X = (rng.rand(60, 4) * [1, 10, 100, 1000]).astype(np.float32)
     y = np.arange(60) % 3
-    clf = DivideMixClassifier(**FAST, normalize=normalize).fit(X, y)
+    clf = DivideMixClassifier(**SHORT, normalize=normalize).fit(X, y)
     assert clf.image_layout_ is None
     if not standardised:
         assert clf.input_mean_ is None and clf.input_std_ is None

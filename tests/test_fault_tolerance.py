@@ -3,24 +3,18 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import make_blobs
 from skorch.callbacks import Callback
 from torch import nn
 
 from sklearn_dividemix import DivideMixClassifier
-
-# 60 samples in batches of 16: four training steps per net per warm-up epoch.
-FAST = dict(max_epochs=4, warmup_epochs=2, batch_size=16, lr=0.1, random_state=0)
+from tests._budgets import LEARNING
 
 # Tiny, easy data makes one-sided divisions; DivisionWarning is tested in
 # test_classifier.py.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn_dividemix.DivisionWarning")
 
-
-@pytest.fixture(scope="module")
-def blobs():
-    X, y = make_blobs(60, n_features=4, centers=3, random_state=0)
-    return X.astype(np.float32), y
+# blobs (conftest): 60 samples in LEARNING's batches of 16, four training steps
+# per net per warm-up epoch.
 
 
 class _InterruptAt(Callback):
@@ -45,7 +39,7 @@ def test_keyboard_interrupt_stops_cleanly_and_leaves_a_usable_estimator(
     blobs, epoch, phase
 ):
     X, y = blobs
-    clf = DivideMixClassifier(**FAST, callbacks=[("stop", _InterruptAt(epoch))])
+    clf = DivideMixClassifier(**LEARNING, callbacks=[("stop", _InterruptAt(epoch))])
     try:
         assert clf.fit(X, y) is clf
     except KeyboardInterrupt:  # escaping, it would also end the test session
@@ -74,7 +68,7 @@ def _raise_interrupt(num_classes):
 
 def test_keyboard_interrupt_before_training_propagates_and_keeps_state(blobs):
     X, y = blobs
-    clf = DivideMixClassifier(**FAST).fit(X, y)
+    clf = DivideMixClassifier(**LEARNING).fit(X, y)
     nets = clf.net1_, clf.net2_
     with pytest.raises(KeyboardInterrupt):
         clf.set_params(module=_raise_interrupt).fit(X, y)
@@ -108,7 +102,9 @@ class _NaNAfter(nn.Module):
 )
 def test_nan_loss_raises_naming_epoch_and_phase(blobs, nan_from_call, epoch, phase):
     X, y = blobs
-    clf = DivideMixClassifier(_NaNAfter, **FAST, module__nan_from_call=nan_from_call)
+    clf = DivideMixClassifier(
+        _NaNAfter, **LEARNING, module__nan_from_call=nan_from_call
+    )
     message = rf"net1's loss is nan in epoch {epoch} \({phase} phase\)"
     with pytest.raises(FloatingPointError, match=message):
         clf.fit(X, y)
@@ -130,7 +126,9 @@ class _PoisonWeightsAfter(Callback):
 def test_non_finite_weights_after_finite_losses_raise(blobs):
     """The last update of an epoch can blow up after every loss was finite."""
     X, y = blobs
-    clf = DivideMixClassifier(**FAST, callbacks=[("poison", _PoisonWeightsAfter(4))])
+    clf = DivideMixClassifier(
+        **LEARNING, callbacks=[("poison", _PoisonWeightsAfter(4))]
+    )
     message = r"net1's weights are not finite after epoch 4 \(mixmatch phase\)"
     with pytest.raises(FloatingPointError, match=message):
         clf.fit(X, y)
@@ -138,7 +136,7 @@ def test_non_finite_weights_after_finite_losses_raise(blobs):
 
 def test_divergence_keeps_a_previous_fit(blobs):
     X, y = blobs
-    clf = DivideMixClassifier(**FAST).fit(X, y)
+    clf = DivideMixClassifier(**LEARNING).fit(X, y)
     proba = clf.predict_proba(X)
     history = clf.history_
     with pytest.raises(FloatingPointError, match=r"epoch 1 \(warmup phase\)"):

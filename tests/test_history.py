@@ -1,20 +1,16 @@
 """The history row schema: the keys a fit writes are the declared ones."""
 
-import numpy as np
 import pytest
-from sklearn.datasets import make_blobs
 
 from sklearn_dividemix import DivideMixClassifier
 from sklearn_dividemix import _history as schema
+from tests._budgets import SHORT
 
 
 @pytest.mark.filterwarnings("ignore::sklearn_dividemix.DivisionWarning")
 @pytest.mark.filterwarnings("ignore::sklearn_dividemix.UntrustedFitWarning")
-def test_rows_carry_the_declared_keys():
-    X, y = make_blobs(60, n_features=4, centers=3, random_state=0)
-    clf = DivideMixClassifier(
-        max_epochs=3, warmup_epochs=1, batch_size=16, random_state=0
-    ).fit(X.astype(np.float32), y)
+def test_rows_carry_the_declared_keys(blobs):
+    clf = DivideMixClassifier(**SHORT).fit(*blobs)
     per_net = [
         schema.loss_key,
         schema.loss_terms_key,

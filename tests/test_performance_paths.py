@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_info
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sklearn_dividemix import DivideMixClassifier, SmallCNNClassifierModule, _eval_pass
+from sklearn_dividemix import DivideMixClassifier, SmallCNNClassifierModule, _divider
 from sklearn_dividemix._augment import GaussianJitter, RandomCropFlip
 from sklearn_dividemix._data import ArraySource
 from sklearn_dividemix._division import LossWindow, divide_losses, normalize_losses
@@ -26,8 +26,8 @@ from sklearn_dividemix._eval_pass import compute_divisions
 from sklearn_dividemix._layout import Preprocess
 from sklearn_dividemix._setup import build_net
 from sklearn_dividemix._training import TrainingData, run_warmup_epoch
+from tests._budgets import SMOKE
 
-FAST = {"max_epochs": 2, "warmup_epochs": 1, "batch_size": 16, "random_state": 0}
 # Tensor methods that make the host wait for the device.
 SYNCS = {"item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__"}
 SYNCS |= {"__index__", "__array__"}
@@ -82,7 +82,7 @@ def _assert_finite_fit(clf, X):
 
 def test_bf16_autocast_fit_on_cpu():
     X, y = _images(48)
-    clf = DivideMixClassifier(amp="bf16", callbacks=[_FirstConvRecorder()], **FAST)
+    clf = DivideMixClassifier(amp="bf16", callbacks=[_FirstConvRecorder()], **SMOKE)
     clf.fit(X, y)
     assert clf.net1_.amp == "bf16" and clf.net1_.grad_scaler_ is None
     dtypes = {dtype for _, dtype in _recorder(clf.net1_).calls_}
@@ -93,7 +93,7 @@ def test_bf16_autocast_fit_on_cpu():
 
 def test_fp16_on_cpu_falls_back_to_float32_as_documented():
     X, y = _images(48)
-    clf = DivideMixClassifier(amp="fp16", callbacks=[_FirstConvRecorder()], **FAST)
+    clf = DivideMixClassifier(amp="fp16", callbacks=[_FirstConvRecorder()], **SMOKE)
     clf.fit(X, y)
     assert clf.amp == "fp16"  # the parameter is kept for get_params
     assert clf.net1_.amp is None and clf.net1_.grad_scaler_ is None
@@ -106,7 +106,7 @@ def test_fp16_on_cpu_falls_back_to_float32_as_documented():
 def test_channels_last_cnn_on_cpu():
     X, y = _images(48, channels=3)
     clf = DivideMixClassifier(
-        channels_last=True, callbacks=[_FirstConvRecorder()], **FAST
+        channels_last=True, callbacks=[_FirstConvRecorder()], **SMOKE
     )
     clf.fit(X, y)
     for net in (clf.net1_, clf.net2_):
@@ -139,10 +139,10 @@ def test_auto_channels_last_on_cpu_only_for_the_default_cnn(module, kwargs, expe
     # A user's module may .view() its conv activations, which channels-last
     # breaks; the default CNN does not, and runs much faster that way.
     X, y = _images(40)
-    clf = DivideMixClassifier(module, **kwargs, **FAST).fit(X, y)
+    clf = DivideMixClassifier(module, **kwargs, **SMOKE).fit(X, y)
     assert clf.net1_.channels_last is expected
     X_tab = X.reshape(len(X), -1)
-    assert DivideMixClassifier(**FAST).fit(X_tab, y).net1_.channels_last is False
+    assert DivideMixClassifier(**SMOKE).fit(X_tab, y).net1_.channels_last is False
 
 
 def _training_data(X, y, n_classes=3, batch_size=8):
@@ -219,7 +219,7 @@ def test_compile_fit_with_dynamo_eager_backend():
     # exercises the same path (skorch's compile, graph capture of the module
     # in train and eval mode) in seconds.
     X, y = _images(40)
-    clf = DivideMixClassifier(compile=True, compile__backend="eager", **FAST)
+    clf = DivideMixClassifier(compile=True, compile__backend="eager", **SMOKE)
     clf.fit(X, y)
     for net in (clf.net1_, clf.net2_):
         assert net.compile is True
@@ -251,7 +251,7 @@ def test_host_syncs_and_transfers_do_not_grow_with_steps(names):
     for n in (64, 256):
         X, y = _images(n)
         with _CallCounter(names) as counter:
-            DivideMixClassifier(augment="crop", **FAST).fit(X, y)
+            DivideMixClassifier(augment="crop", **SMOKE).fit(X, y)
         counts[n] = sorted(counter.calls)
     assert counts[64] == counts[256]
 
@@ -290,13 +290,13 @@ def test_fit_never_copies_the_data_set():
     # conversion, a memory-format change, an augmentation of everything).
     X, y = _images(62, channels=3)
     with _LargeOutputs(X.shape) as mode:
-        DivideMixClassifier(eval_batch_size=24, channels_last=True, **FAST).fit(X, y)
+        DivideMixClassifier(eval_batch_size=24, channels_last=True, **SMOKE).fit(X, y)
     assert mode.ops == []
 
 
 def test_division_runs_in_inference_mode_in_eval_batch_chunks():
     X, y = _images(62)
-    clf = DivideMixClassifier(eval_batch_size=24, **FAST).fit(X, y)
+    clf = DivideMixClassifier(eval_batch_size=24, **SMOKE).fit(X, y)
     net = clf.net1_
     seen = []
 
@@ -316,7 +316,7 @@ def test_division_runs_in_inference_mode_in_eval_batch_chunks():
 
 def test_division_mixture_runs_on_one_openmp_thread(monkeypatch):
     X, y = _images(62)
-    net = DivideMixClassifier(**FAST).fit(X, y).net1_
+    net = DivideMixClassifier(**SMOKE).fit(X, y).net1_
     data = _training_data(X, y)
     seen = []
 
@@ -326,7 +326,8 @@ def test_division_mixture_runs_on_one_openmp_thread(monkeypatch):
         )
         return divide_losses(losses, random_state=random_state)
 
-    monkeypatch.setattr(_eval_pass, "divide_losses", recording)
+    # the global strategy splits with the name _divider imported
+    monkeypatch.setattr(_divider, "divide_losses", recording)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -374,7 +375,7 @@ def test_augmentation_cost_in_kernels_does_not_depend_on_batch_size(augment, sha
 
 def test_set_training_skips_only_when_the_mode_is_already_set():
     X, y = _images(40)
-    net = DivideMixClassifier(**FAST).fit(X, y).net1_
+    net = DivideMixClassifier(**SMOKE).fit(X, y).net1_
     modules = list(net.module_.modules())
     net._set_training(False)
     assert not any(m.training for m in modules)

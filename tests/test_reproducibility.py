@@ -7,8 +7,7 @@ from sklearn.base import clone
 from sklearn.datasets import make_blobs
 
 from sklearn_dividemix import DivideMixClassifier
-
-FAST = dict(max_epochs=4, warmup_epochs=2, batch_size=16, lr=0.1)
+from tests._budgets import LEARNING
 
 # Tiny, easy data makes one-sided divisions; DivisionWarning is tested in
 # test_classifier.py.
@@ -25,7 +24,7 @@ def noisy_blobs():
 
 
 def _fit(X, y, **params):
-    return DivideMixClassifier(**FAST, **params).fit(X, y)
+    return DivideMixClassifier(**{**LEARNING, **params}).fit(X, y)
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,9 @@ from torchvision.transforms import RandomCrop
 
 from sklearn_dividemix import DivideMixClassifier
 from sklearn_dividemix._samples import SampleReader, check_deterministic, sample_reader
-
-FAST = dict(max_epochs=3, warmup_epochs=1, batch_size=16, random_state=0)
+from tests._budgets import SHORT, band_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn_dividemix.DivisionWarning")
-
-
-def _images(n=36, seed=0):
-    """uint8 NHWC images whose class (of 3) is a bright row band."""
-    rng = np.random.RandomState(seed)
-    y = np.arange(n) % 3
-    X = rng.randint(0, 100, size=(n, 9, 9, 3)).astype(np.uint8)
-    for k in range(3):
-        X[y == k, 3 * k : 3 * k + 3] += 150
-    return X, y
 
 
 class _Dicts(Dataset):
@@ -60,8 +49,8 @@ class _Transformed(Dataset):
 
 @pytest.fixture(scope="module")
 def tuple_fit():
-    X, y = _images()
-    return DivideMixClassifier(**FAST).fit(
+    X, y = band_images(36)
+    return DivideMixClassifier(**SHORT).fit(
         TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     )
 
@@ -112,59 +101,59 @@ def test_malformed_dataset_keys_are_invalid(keys):
 
 
 def test_dataset_keys_is_validated_as_a_parameter():
-    X, y = _images()
+    X, y = band_images(36)
     with pytest.raises(InvalidParameterError, match="'dataset_keys' parameter"):
-        DivideMixClassifier(**FAST, dataset_keys=3).fit(X, y)
+        DivideMixClassifier(**SHORT, dataset_keys=3).fit(X, y)
 
 
 # -- dict datasets end to end ----------------------------------------------------
 
 
 def test_dict_dataset_fit_is_the_tuple_fit(tuple_fit):
-    X, y = _images()
+    X, y = band_images(36)
     dataset = _Dicts(X, y)
-    clf = DivideMixClassifier(**FAST).fit(dataset)
+    clf = DivideMixClassifier(**SHORT).fit(dataset)
     np.testing.assert_allclose(clf.clean_proba_, tuple_fit.clean_proba_, atol=1e-6)
     np.testing.assert_allclose(clf.predict_proba(dataset), tuple_fit.predict_proba(X))
     assert clf.score(dataset) == tuple_fit.score(X, y)
 
 
 def test_dict_keys_chosen_by_the_parameter(tuple_fit):
-    X, y = _images()
+    X, y = band_images(36)
     dataset = _Dicts(X, y, input_key="pixels", label_key="cls")
     with pytest.raises(ValueError, match="dataset_keys"):
-        DivideMixClassifier(**FAST).fit(dataset)
-    clf = DivideMixClassifier(**FAST, dataset_keys=("pixels", "cls")).fit(dataset)
+        DivideMixClassifier(**SHORT).fit(dataset)
+    clf = DivideMixClassifier(**SHORT, dataset_keys=("pixels", "cls")).fit(dataset)
     np.testing.assert_allclose(clf.clean_proba_, tuple_fit.clean_proba_, atol=1e-6)
 
 
 def test_dicts_without_labels_take_y(tuple_fit):
-    X, y = _images()
-    clf = DivideMixClassifier(**FAST).fit(_Dicts(X, y, label_key=None), y)
+    X, y = band_images(36)
+    clf = DivideMixClassifier(**SHORT).fit(_Dicts(X, y, label_key=None), y)
     np.testing.assert_allclose(clf.clean_proba_, tuple_fit.clean_proba_, atol=1e-6)
     with pytest.raises(ValueError, match="without labels"):
-        DivideMixClassifier(**FAST).fit(_Dicts(X, y, label_key=None))
+        DivideMixClassifier(**SHORT).fit(_Dicts(X, y, label_key=None))
 
 
 # -- random transforms -------------------------------------------------------------
 
 
 def test_a_random_transform_is_refused_with_what_to_use():
-    X, y = _images()
+    X, y = band_images(36)
     torch.manual_seed(0)
     dataset = _Transformed(X, y, RandomCrop(9, padding=2))
     with pytest.raises(ValueError, match="differ: its transform is random.*augment"):
-        DivideMixClassifier(**FAST).fit(dataset)
+        DivideMixClassifier(**SHORT).fit(dataset)
 
 
 def test_the_transform_check_costs_a_few_reads():
-    X, y = _images()
+    X, y = band_images(36)
     dataset = _Dicts(X, y)
     check_deterministic(dataset, SampleReader("image", "label"), dataset[0])
     assert dataset.reads == 4  # items 0 and 1, twice each
 
 
 def test_a_deterministic_transform_is_accepted():
-    X, y = _images()
+    X, y = band_images(36)
     dataset = _Transformed(X, y, lambda x: x.flip(-1))
-    assert DivideMixClassifier(**FAST).fit(dataset).predict(dataset).shape == (36,)
+    assert DivideMixClassifier(**SHORT).fit(dataset).predict(dataset).shape == (36,)

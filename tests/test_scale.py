@@ -15,8 +15,7 @@ from sklearn_dividemix._scale import (
     prediction_factor,
     sample_rows,
 )
-
-FAST = dict(max_epochs=3, warmup_epochs=1, batch_size=16, random_state=0)
+from tests._budgets import SHORT, band_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn_dividemix.DivisionWarning")
 
@@ -117,29 +116,19 @@ def test_prediction_factor_refuses_what_is_ambiguous(fitted, got, image):
 # -- the estimator -------------------------------------------------------------
 
 
-def _images(n=48, seed=0):
-    """uint8 NHWC 16x16 images whose class (of 3) is a bright row band."""
-    rng = np.random.RandomState(seed)
-    y = np.arange(n) % 3
-    X = rng.randint(0, 100, size=(n, 16, 16, 3)).astype(np.uint8)
-    for k in range(3):
-        X[y == k, 3 * k : 3 * k + 3] += 150
-    return X, y
-
-
 @pytest.fixture(scope="module")
 def uint8_fit():
-    X, y = _images()
-    return DivideMixClassifier(**FAST).fit(X, y)
+    X, y = band_images(size=16)
+    return DivideMixClassifier(**SHORT).fit(X, y)
 
 
 def test_fit_records_the_scale(uint8_fit):
-    X, _ = _images()
+    X, _ = band_images(size=16)
     assert uint8_fit.input_scale_ == InputScale("uint8", X.min(), X.max())
 
 
 def test_float_0_255_after_a_uint8_fit_is_divided_by_255(uint8_fit):
-    X, _ = _images()
+    X, _ = band_images(size=16)
     expected = uint8_fit.predict_proba(X)
     got = uint8_fit.predict_proba(X.astype(np.float32))
     np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -149,19 +138,19 @@ def test_float_0_255_after_a_uint8_fit_is_divided_by_255(uint8_fit):
 
 
 def test_uint8_after_a_float_fit_is_read_in_fit_units():
-    X, y = _images()
+    X, y = band_images(size=16)
     for float_X in (X.astype(np.float32), X.astype(np.float32) / 255):
-        clf = DivideMixClassifier(**FAST).fit(float_X, y)
+        clf = DivideMixClassifier(**SHORT).fit(float_X, y)
         np.testing.assert_allclose(
             clf.predict_proba(X), clf.predict_proba(float_X), atol=1e-5
         )
 
 
 def test_ambiguous_prediction_scale_is_refused_with_both_scales(uint8_fit):
-    X, y = _images()
+    X, y = band_images(size=16)
     with pytest.raises(ValueError, match=r"uint8 \(0-255.*X is float in \[-100"):
         uint8_fit.predict(X.astype(np.float32) - 100)
-    clf = DivideMixClassifier(**FAST).fit(X.astype(np.float32), y)
+    clf = DivideMixClassifier(**SHORT).fit(X.astype(np.float32), y)
     assert clf.input_scale_.kind == "byte"
     with pytest.raises(
         ValueError, match=r"float in \[0, 255\].*X is float in \[0, 1\]"
@@ -184,7 +173,7 @@ class _Images(Dataset):
 
 
 def test_datasets_keep_their_cross_form_predictions(uint8_fit):
-    X, _ = _images()
+    X, _ = band_images(size=16)
     expected = uint8_fit.predict_proba(X)
     for to_float in (False, True):
         got = uint8_fit.predict_proba(_Images(X, to_float))
@@ -195,7 +184,7 @@ def test_float_feature_vectors_outside_the_training_range_are_kept():
     rng = np.random.RandomState(0)
     X = rng.rand(40, 4).astype(np.float32)
     y = np.arange(40) % 2
-    clf = DivideMixClassifier(**FAST).fit(X, y)
+    clf = DivideMixClassifier(**SHORT).fit(X, y)
     assert clf.input_scale_.kind == "unit"
     # new rows beyond [0, 1] are the user's units, not another scale
     assert clf.predict(X * 3 - 1).shape == (40,)

@@ -21,8 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_dividemix import DivideMixClassifier
-
-FAST = dict(max_epochs=4, warmup_epochs=2, batch_size=16, lr=0.1, random_state=0)
+from tests._budgets import LEARNING
 
 # Tiny, easy data makes one-sided divisions; DivisionWarning is tested in
 # test_classifier.py.
@@ -40,7 +39,7 @@ def blobs():
 def test_clone_keeps_named_and_routed_parameters(blobs):
     callbacks = []
     clf = DivideMixClassifier(
-        **FAST, lambda_u=5.0, callbacks=callbacks, module__hidden_units=8
+        **LEARNING, lambda_u=5.0, callbacks=callbacks, module__hidden_units=8
     )
     clf.fit(*blobs)
     copy = clone(clf)
@@ -87,7 +86,7 @@ def searches(blobs):
             # a fixed lambda_u: 'auto' (the default) may pick 0 on easy blobs;
             # unstandardised, the blobs' raw scale (centres ~10 apart) makes
             # four epochs enough for every candidate: routing is under test.
-            DivideMixClassifier(**FAST, lambda_u=25.0, normalize=False),
+            DivideMixClassifier(**LEARNING, lambda_u=25.0, normalize=False),
             GRID,
             scoring=SCORING,
             refit="accuracy",
@@ -137,7 +136,7 @@ def test_grid_search_is_the_same_with_two_workers(searches):
 def test_pipeline_with_scaler_inside_grid_search(blobs):
     X, y = blobs
     X = X * 10 + 50  # features far from the origin: the scaler matters
-    pipe = make_pipeline(StandardScaler(), DivideMixClassifier(**FAST))
+    pipe = make_pipeline(StandardScaler(), DivideMixClassifier(**LEARNING))
     grid = {
         "dividemixclassifier__module__hidden_units": [8, 16],
         "dividemixclassifier__lambda_u": [25.0],
@@ -152,7 +151,7 @@ def test_pipeline_with_scaler_inside_grid_search(blobs):
 
 def test_cross_validation_uses_stratified_folds(blobs):
     X, y = blobs
-    clf = DivideMixClassifier(**FAST)
+    clf = DivideMixClassifier(**LEARNING)
     assert is_classifier(clf)
     assert isinstance(check_cv(3, y, classifier=True), StratifiedKFold)
     # y is sorted by class: unstratified folds would each hold out one class
@@ -167,7 +166,7 @@ def test_cross_validation_uses_stratified_folds(blobs):
 def test_calibrated_classifier_cv_wraps_it(blobs):
     X, y = blobs
     calibrated = CalibratedClassifierCV(
-        DivideMixClassifier(**FAST), cv=2, method="sigmoid"
+        DivideMixClassifier(**LEARNING), cv=2, method="sigmoid"
     ).fit(X, y)
     assert len(calibrated.calibrated_classifiers_) == 2
     for member in calibrated.calibrated_classifiers_:
@@ -181,7 +180,7 @@ def test_calibrated_classifier_cv_wraps_it(blobs):
 
 def test_calibration_of_a_prefit_estimator(blobs):
     X, y = blobs
-    fitted = DivideMixClassifier(**FAST).fit(X, y)
+    fitted = DivideMixClassifier(**LEARNING).fit(X, y)
     calibrated = CalibratedClassifierCV(FrozenEstimator(fitted)).fit(X, y)
     assert calibrated.calibrated_classifiers_[0].estimator.estimator is fitted
     np.testing.assert_allclose(calibrated.predict_proba(X).sum(axis=1), 1.0)
@@ -190,7 +189,10 @@ def test_calibration_of_a_prefit_estimator(blobs):
 def test_soft_voting_averages_its_probabilities(blobs):
     X, y = blobs
     voting = VotingClassifier(
-        [("dividemix", DivideMixClassifier(**FAST)), ("logreg", LogisticRegression())],
+        [
+            ("dividemix", DivideMixClassifier(**LEARNING)),
+            ("logreg", LogisticRegression()),
+        ],
         voting="soft",
     ).fit(X, y)
     dividemix, logreg = voting.estimators_
