@@ -16,7 +16,11 @@ from torchvision.models import mobilenet_v3_small, resnet18
 from torchvision.models.vision_transformer import VisionTransformer
 
 from sklearn_dividemix import DivideMixClassifier, FrozenFeatures
-from sklearn_dividemix._finetune import backbone_lr_ratio, head_param_groups
+from sklearn_dividemix._finetune import (
+    AUTO_BACKBONE_LR_RATIO,
+    backbone_lr_ratio,
+    head_param_groups,
+)
 from sklearn_dividemix._pretrained import (
     find_head,
     fit_head,
@@ -255,8 +259,8 @@ def test_backbone_lr_ratio_sets_param_groups(images):
     assert clf.history_[-1]["lr"] == pytest.approx(0.05)
 
 
-def test_backbone_lr_ratio_auto_only_slows_a_pretrained_backbone():
-    assert backbone_lr_ratio("auto", head_replaced=True) == 0.1
+def test_backbone_lr_ratio_auto_and_head_groups():
+    assert backbone_lr_ratio("auto", head_replaced=True) == AUTO_BACKBONE_LR_RATIO
     assert backbone_lr_ratio("auto", head_replaced=False) == 1.0
     assert backbone_lr_ratio(0.5, head_replaced=False) == 0.5
     groups = head_param_groups("fc", 0.1, [("features.0.*", {"lr": 0.0})])
