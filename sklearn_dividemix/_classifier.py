@@ -94,10 +94,13 @@ class DivideMixClassifier(
     max_epochs : int, default=30
         Total epochs, warm-up included (paper: 300 on CIFAR; this default is
         sized for small data sets on a CPU).
-    warmup_epochs : int, default=10
+    warmup_epochs : int or 'auto', default='auto'
         Epochs of plain cross-entropy before the first division (paper: 10 on
-        CIFAR-10, 30 on CIFAR-100, 1 on Clothing1M). Warm-up can run longer,
-        see ``max_warmup_epochs``.
+        CIFAR-10, 30 on CIFAR-100, 1 on Clothing1M). ``'auto'`` is a tenth of
+        ``max_epochs`` (at least 1, at most the paper's 10), after which
+        warm-up goes on only while the evidence asks for it (see
+        ``max_warmup_epochs``): a short budget is not spent half in warm-up,
+        and any budget from 2 epochs up reaches MixMatch.
     max_warmup_epochs : int or 'auto', default='auto'
         Safeguard against a division made by nets that have not learned
         enough yet (weak nets, high noise): after ``warmup_epochs``, warm-up
@@ -106,8 +109,9 @@ class DivideMixClassifier(
         still grows from one epoch to the next, but never past this many
         epochs. ``'auto'`` is ``max(warmup_epochs, max_epochs // 2)``, leaving
         at least half of the budget to MixMatch; ``warmup_epochs`` or less
-        gives the paper's fixed warm-up. Each extra epoch is noted in
-        ``history_`` (and in the verdict's notes, ``fit_verdict_``).
+        gives the paper's fixed warm-up. A budget of 2 epochs or more always
+        keeps one for MixMatch. Each extra epoch is noted in ``history_``
+        (and in the verdict's notes, ``fit_verdict_``).
     batch_size : int, default=64
         Size of the labeled and of the unlabeled mini-batch (paper: 64).
     lr : float or 'auto', default='auto'
@@ -173,10 +177,19 @@ class DivideMixClassifier(
         torchvision ResNet, otherwise takes first steps so large that its
         loss jumps far above chance (measured on CIFAR-10, see
         ``docs/benchmarks.md``).
-    rampup_epochs : int, default=16
+    rampup_epochs : int or 'auto', default='auto'
         Epochs after warm-up over which the unlabeled weight rises linearly
-        from 0 to ``lambda_u`` (paper: 16).
-    division : {'global', 'per_class', 'balanced'}, default='global'
+        from 0 to ``lambda_u`` (paper: 16 of 300). ``'auto'`` is a third of
+        the epochs left when warm-up ends (at least 1, at most 16), so that
+        the full weight holds for most of a short budget.
+    steps_per_epoch : {'labeled', 'all'}, default='labeled'
+        Length of a MixMatch epoch. ``'labeled'`` (the paper's) is one pass
+        over the labeled set, so every label called wrong removes updates;
+        ``'all'`` (PES, Bai et al. 2021) takes ``n_samples / batch_size``
+        steps whatever the split, cycling the labeled set: more updates at
+        high noise, at a proportional cost in time.
+    division : {'global', 'per_class', 'balanced'} or callable, \
+            default='global'
         How each net's losses are split. ``'global'`` is the paper's one
         mixture over all samples. For class-imbalanced data, where the rare
         classes keep higher losses and a global split calls many of their
@@ -187,7 +200,11 @@ class DivideMixClassifier(
         samples the global split keeps overall, lowest losses first.
         ``'balanced'`` is experimental: under symmetric noise most labels
         given as a rare class are wrong, and it lost 11-22 points of
-        detection F1 in ``docs/long_tail.md``.
+        detection F1 in ``docs/long_tail.md``. A callable
+        ``split(losses, labels, *, n_classes, random_state)`` is a strategy
+        of your own: it gets one net's normalised (and window-averaged)
+        losses and the encoded given labels and returns a
+        ``Division``, as the built-in ones in ``sklearn_dividemix._divider``.
     loss_window : int, default=1
         Number of epochs of normalised losses averaged before the mixture is
         fitted (paper: 5 at 90 % noise, else 1).
@@ -409,7 +426,10 @@ class DivideMixClassifier(
     _parameter_constraints: dict = {
         "module": [callable, None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "warmup_epochs": [
+            Interval(Integral, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "optimizer": [callable],
@@ -428,12 +448,16 @@ class DivideMixClassifier(
         "p_threshold": [Interval(Real, 0, 1, closed="neither")],
         "temperature": [Interval(Real, 0, 1, closed="right")],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "rampup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "rampup_epochs": [
+            Interval(Integral, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "steps_per_epoch": [StrOptions({"labeled", "all"})],
         "lr_warmup_epochs": [
             Interval(Integral, 0, None, closed="left"),
             StrOptions({"auto"}),
         ],
-        "division": [StrOptions({"global", "per_class", "balanced"})],
+        "division": [StrOptions({"global", "per_class", "balanced"}), callable],
         "loss_window": [Interval(Integral, 1, None, closed="left")],
         "confidence_penalty": ["boolean"],
         "augment": [
@@ -463,7 +487,7 @@ class DivideMixClassifier(
         module=None,
         *,
         max_epochs=30,
-        warmup_epochs=10,
+        warmup_epochs="auto",
         max_warmup_epochs="auto",
         batch_size=64,
         lr="auto",
@@ -477,7 +501,8 @@ class DivideMixClassifier(
         p_threshold=0.5,
         temperature=0.5,
         alpha=0.5,
-        rampup_epochs=16,
+        rampup_epochs="auto",
+        steps_per_epoch="labeled",
         lr_warmup_epochs="auto",
         division="global",
         loss_window=1,
@@ -516,6 +541,7 @@ class DivideMixClassifier(
         self.temperature = temperature
         self.alpha = alpha
         self.rampup_epochs = rampup_epochs
+        self.steps_per_epoch = steps_per_epoch
         self.lr_warmup_epochs = lr_warmup_epochs
         self.division = division
         self.loss_window = loss_window

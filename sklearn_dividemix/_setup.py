@@ -343,11 +343,12 @@ def check_fit_params(estimator) -> None:
         )
     check_routed_params(routed)
     check_callbacks(estimator.callbacks)
-    if estimator.warmup_epochs > estimator.max_epochs:
+    warmup = estimator.warmup_epochs
+    if warmup != "auto" and warmup > estimator.max_epochs:
         raise InvalidParameterError(
-            "The 'warmup_epochs' parameter of DivideMixClassifier must be an "
-            f"int in the range [0, max_epochs={estimator.max_epochs}]. Got "
-            f"{estimator.warmup_epochs!r} instead."
+            "The 'warmup_epochs' parameter of DivideMixClassifier must be "
+            f"'auto' or an int in the range [0, max_epochs={estimator.max_epochs}]. "
+            f"Got {warmup!r} instead; the default 'auto' fits any budget."
         )
 
 
