@@ -46,253 +46,139 @@ class DivideMixClassifier(
     DivideMix (Li, Socher and Hoi, 2020) trains two networks. After a
     cross-entropy warm-up, at every epoch each net fits a two-component
     Gaussian mixture to its per-sample losses and splits the training set
-    into a probably-clean labeled set and a probably-noisy unlabeled set.
-    Each net then trains on the *other* net's split with MixMatch: labels of
-    the labeled set are refined with the net's own predictions, labels of the
-    unlabeled set are guessed by both nets, and the two are mixed with mixup.
+    into a probably-clean labeled set and a probably-noisy unlabeled set;
+    each net then trains on the *other* net's split with MixMatch. Input may
+    be float or uint8 arrays of feature vectors or images (channels first or
+    last) or a map-style ``torch.utils.data.Dataset``; batches are converted,
+    augmented and standardised on the device.
 
-    Input can be held the way image users hold it: float or uint8 arrays of
-    feature vectors ``(n, n_features)`` or images ``(n, channels, height,
-    width)``, ``(n, height, width, channels)`` or ``(n, height, width)``, or
-    a map-style ``torch.utils.data.Dataset`` (a ``torchvision`` dataset, an
-    ``ImageFolder``) yielding ``(x, label)``, dicts such as ``{"image": x,
-    "label": label}`` (``dataset_keys``), or ``x`` with ``y`` given. The
-    data stays as it came (uint8 stays uint8, a memory-mapped array on disk);
-    each batch is converted on the device: channels moved first, uint8
-    scaled to [0, 1], then standardised per channel (``normalize``). The
-    scale fit saw is part of the model (``input_scale_``): prediction input
-    in another scale is converted to it or refused. Random augmentation runs
-    on the device on whole batches (``augment``), so a Dataset must yield
-    deterministic tensors of one shape (one with a random transform is
-    refused).
-
-    Read more in the :ref:`User Guide <your_data>`.
+    Read more in the :ref:`User Guide <your_data>`; why the defaults are what
+    they are is in :ref:`parameters`.
 
     Parameters
     ----------
     module : torch.nn.Module, callable or None, default=None
-        The network mapping a batch of ``X`` to logits of shape (batch,
-        n_classes). A module *instance*, such as a pretrained
-        ``torchvision.models.resnet18(weights=...)`` or a
-        ``timm.create_model(..., pretrained=True)``, is deep-copied once per
-        net (the instance itself is never modified) and keeps its weights.
-        Anything else that returns a ``torch.nn.Module`` is called once per
-        net: a module class, a factory such as
-        ``torchvision.models.resnet18`` or a ``functools.partial``; if it
-        takes a ``num_classes`` argument (or ``**kwargs``) and is not given
-        ``weights=`` or ``pretrained=True``, the number of classes of ``y``
-        is passed unless ``module__num_classes`` is set. A classification
-        head with another number of outputs (torchvision's ``fc``,
-        ``classifier[-1]`` or ``heads.head``, Hugging Face's ``classifier``,
-        timm's ``reset_classifier``) is replaced by a fresh ``nn.Linear``,
-        drawn per net from ``random_state`` (``head_replaced_``). A forward
-        that returns an object with ``.logits`` (Hugging Face) is read
-        through it. ``None`` builds :class:`MLPClassifierModule` for 2-D
-        input and :class:`SmallCNNClassifierModule` for images, sized from
-        the data. Module arguments of factories are set the skorch way,
-        ``module__<name>=value``. See :doc:`/fine_tuning`.
+        The network mapping a batch to logits of shape (batch, n_classes): a
+        module instance (deep-copied per net, pretrained weights kept) or a
+        factory called per net, given ``num_classes`` when it takes it. None
+        builds :class:`MLPClassifierModule` for 2-D input and
+        :class:`SmallCNNClassifierModule` for images. See :doc:`/fine_tuning`.
     max_epochs : int, default=30
-        Total epochs, warm-up included (paper: 300 on CIFAR; this default is
-        sized for small data sets on a CPU).
+        Total epochs, warm-up included (paper: 300 on CIFAR).
     warmup_epochs : int or 'auto', default='auto'
-        Epochs of plain cross-entropy before the first division (paper: 10 on
-        CIFAR-10, 30 on CIFAR-100, 1 on Clothing1M). ``'auto'`` is a tenth of
-        ``max_epochs`` (at least 1, at most the paper's 10), after which
-        warm-up goes on only while the evidence asks for it (see
-        ``max_warmup_epochs``): a short budget is not spent half in warm-up,
-        and any budget from 2 epochs up reaches MixMatch.
+        Epochs of plain cross-entropy before the first division. ``'auto'``
+        is a tenth of ``max_epochs`` (at least 1, at most 10), extended while
+        the evidence asks for it (``max_warmup_epochs``).
     max_warmup_epochs : int or 'auto', default='auto'
-        Safeguard against a division made by nets that have not learned
-        enough yet (weak nets, high noise): after ``warmup_epochs``, warm-up
-        goes on one epoch at a time while the losses of either net are not
-        bimodal (Ashman's D of the mixture below 2) *and* their separation
-        still grows from one epoch to the next, but never past this many
-        epochs. ``'auto'`` is ``max(warmup_epochs, max_epochs // 2)``, leaving
-        at least half of the budget to MixMatch; ``warmup_epochs`` or less
-        gives the paper's fixed warm-up. A budget of 2 epochs or more always
-        keeps one for MixMatch. Each extra epoch is noted in ``history_``
-        (and in the verdict's notes, ``fit_verdict_``).
+        Most epochs warm-up may last while the losses are not yet bimodal and
+        their separation still grows. ``'auto'`` is ``max(warmup_epochs,
+        max_epochs // 2)``; ``warmup_epochs`` or less gives the paper's fixed
+        warm-up. See :ref:`parameters`.
     batch_size : int, default=64
         Size of the labeled and of the unlabeled mini-batch (paper: 64).
     lr : float or 'auto', default='auto'
-        Learning rate (paper: 0.02 over 300 epochs). ``'auto'`` is 0.1 for
-        the built-in modules (``module=None``) and the paper's 0.02 for a
-        module of your own. 0.1 is sized for the small built-in networks and
-        the default 30-epoch budget: in this project's benchmarks
-        (``docs/benchmarks.md``) 0.02 left them too little training before
-        the first division on scikit-learn's digits (80 % noise: 50 % test
-        accuracy against 90 % with 0.1). A torchvision ResNet-18 trained from
-        scratch at 0.1 starts with a loss far above chance (5.4-6.4 after the
-        first epoch on 1,024 CIFAR-10 images, 3.4-3.9 with the learning-rate
-        warm-up); at 0.02 with the warm-up it is 2.5, below ln(10) + 0.5.
+        Learning rate. ``'auto'`` is 0.1 for the built-in modules
+        (``module=None``) and the paper's 0.02 for a module of your own. See
+        :ref:`parameters`.
     optimizer : callable, default=torch.optim.SGD
-        Optimizer class. With SGD, ``optimizer__momentum=0.9`` and
-        ``optimizer__weight_decay=5e-4`` (the paper's) are used unless set.
-        skorch's ``optimizer__param_groups=[(pattern, {"lr": ...}), ...]``
-        sets per-parameter learning rates.
+        Optimizer class; with SGD, the paper's ``optimizer__momentum=0.9``
+        and ``optimizer__weight_decay=5e-4`` unless set.
     replace_head : 'auto' or bool, default='auto'
-        Whether the module's classification head is replaced by a fresh one:
-        ``'auto'`` when its number of outputs is not the number of classes,
-        ``True`` always (a new task with as many classes as the pretraining
-        one), ``False`` never.
+        Replace the module's classification head by a fresh one: ``'auto'``
+        when its number of outputs is not the number of classes, ``True``
+        always, ``False`` never.
     backbone_lr_ratio : float or 'auto', default='auto'
-        Learning rate of every parameter outside the classification head, as
-        a fraction of ``lr`` (the head trains at ``lr``). ``'auto'`` is 1:
-        on this project's transfer benchmark a backbone at the full rate
-        beat one at 0.1 of it by 3.6 points under DivideMix
-        (:doc:`/fine_tuning`), and the paper fine-tunes every layer at one
-        rate. Lower it for a strong backbone on a small data set.
+        Learning rate of the parameters outside the head, as a fraction of
+        ``lr``. ``'auto'`` is 1, as measured. See :ref:`parameters`.
     freeze_backbone_epochs : int, default=0
-        Epochs at the start of training during which only the head is
-        trained (the backbone gets no gradient, so these epochs are cheap).
+        Epochs at the start during which only the head is trained.
     lr_decay : float, default=0.1
         Factor applied to the learning rate halfway through ``max_epochs``
-        (paper: divided by 10 halfway). ``1.0`` keeps it constant.
+        (paper: 0.1). ``1.0`` keeps it constant.
     lambda_u : float or 'auto', default='auto'
-        Weight of the unlabeled loss (paper: 0 at 20 % symmetric and 40 %
-        asymmetric noise, 25 at 50-80 %, 50 at 90 % on CIFAR-10; 25 at 20 %
-        and 150 at 50-90 % on CIFAR-100). ``'auto'`` applies that table to
-        the share of samples the first division puts in the unlabeled set,
-        the estimated noise rate r: with up to 31 classes, 0 for r < 0.3, 25
-        for r < 0.77, else 50; with more classes, 25 for r < 0.3, else 150.
-        The value used is ``lambda_u_``.
+        Weight of the unlabeled loss. ``'auto'`` applies the paper's table to
+        the noise rate r the first division estimates: with up to 31 classes,
+        0 for r < 0.3, 25 for r < 0.77, else 50; with more, 25 for r < 0.3,
+        else 150 (``lambda_u_``). See :ref:`parameters`.
     p_threshold : float, default=0.5
         Clean probability above which a sample is labeled (paper: 0.5; 0.6 at
         90 % noise).
     temperature : float, default=0.5
         Sharpening temperature (paper: 0.5).
     alpha : float, default=0.5
-        Parameter of the Beta distribution of mixup (paper: 4 on CIFAR over
-        300 epochs; 0.5 on Clothing1M and WebVision, trained for far fewer
-        epochs). ``0`` disables mixup. The default is sized for short budgets:
-        in this project's 30-epoch benchmarks (``docs/benchmarks.md``) 0.5 was
-        as good as 4 at 80 % noise and up to 3 points better elsewhere, as the
-        strong mixing of 4 slows fitting. Use 4 for long, paper-style runs.
+        Parameter of the Beta distribution of mixup; ``0`` disables mixup.
+        The default suits short budgets; use the paper's 4 for long,
+        paper-style runs. See :ref:`parameters`.
     lr_warmup_epochs : int or 'auto', default='auto'
-        Epochs over which the learning rate rises linearly, step by step, from
-        nearly 0 to ``lr`` at the start of warm-up (``0``: none). ``'auto'``
-        is 1 for a module of your own and 0 for the built-in ones, which
-        were tuned without it (on 8-epoch digits fits it cost 6 points of
-        test accuracy). A deep network trained from scratch, such as a
-        torchvision ResNet, otherwise takes first steps so large that its
-        loss jumps far above chance (measured on CIFAR-10, see
-        ``docs/benchmarks.md``).
+        Epochs over which the learning rate rises linearly from nearly 0 to
+        ``lr`` (``0``: none). ``'auto'`` is 1 for a module of your own, 0 for
+        the built-in ones. See :ref:`parameters`.
     rampup_epochs : int or 'auto', default='auto'
-        Epochs after warm-up over which the unlabeled weight rises linearly
-        from 0 to ``lambda_u`` (paper: 16 of 300). ``'auto'`` is a third of
-        the epochs left when warm-up ends (at least 1, at most 16), so that
-        the full weight holds for most of a short budget.
+        Epochs after warm-up over which the unlabeled weight rises from 0 to
+        ``lambda_u``. ``'auto'`` is a third of the epochs left after warm-up
+        (at least 1, at most the paper's 16).
     steps_per_epoch : {'labeled', 'all'}, default='labeled'
-        Length of a MixMatch epoch. ``'labeled'`` (the paper's) is one pass
-        over the labeled set, so every label called wrong removes updates;
-        ``'all'`` (PES, Bai et al. 2021) takes ``n_samples / batch_size``
-        steps whatever the split, cycling the labeled set: more updates at
-        high noise, at a proportional cost in time.
+        Length of a MixMatch epoch: one pass over the labeled set (the
+        paper's), or ``n_samples / batch_size`` steps whatever the split
+        (PES), more updates at high noise. See :ref:`parameters`.
     division : {'global', 'per_class', 'balanced'} or callable, \
             default='global'
-        How each net's losses are split. ``'global'`` is the paper's one
-        mixture over all samples. For class-imbalanced data, where the rare
-        classes keep higher losses and a global split calls many of their
-        clean labels wrong: ``'per_class'`` fits the mixture within each
-        given class, on that class's own normalised losses (a class too small
-        for two components, or whose split is not bimodal, takes the global
-        posteriors); ``'balanced'`` keeps in every class the share of clean
-        samples the global split keeps overall, lowest losses first.
-        ``'balanced'`` is experimental: under symmetric noise most labels
-        given as a rare class are wrong, and it lost 11-22 points of
-        detection F1 in ``docs/long_tail.md``. A callable
-        ``split(losses, labels, *, n_classes, random_state)`` is a strategy
-        of your own: it gets one net's normalised (and window-averaged)
-        losses and the encoded given labels and returns a
-        ``Division``, as the built-in ones in ``sklearn_dividemix._divider``.
+        How each net's losses are split: one mixture over all samples (the
+        paper's), one per class, or the global share kept in every class
+        (experimental); a callable is a strategy of your own. See
+        :ref:`parameters`.
     loss_window : int, default=1
-        Number of epochs of normalised losses averaged before the mixture is
-        fitted (paper: 5 at 90 % noise, else 1).
+        Epochs of normalised losses averaged before the mixture is fitted
+        (paper: 5 at 90 % noise, else 1).
     confidence_penalty : bool, default=False
         Add the negative-entropy penalty to the warm-up loss; use it for
         asymmetric (class-dependent) noise.
     augment : {'auto', 'crop', 'crop_flip', 'jitter'}, callable or None, \
             default='auto'
-        Augmentation of training batches, applied on the device. ``'auto'``:
-        random crop with padding (plus a horizontal flip for 3-channel images)
-        for 4-D input, Gaussian jitter of 10 % of each feature's standard
-        deviation for 2-D input. ``'crop'`` never flips. A callable maps a
-        batch tensor to an augmented batch of the same shape.
+        Augmentation of training batches, on the device. ``'auto'``: random
+        crop (and flip, for 3 channels) for images, Gaussian jitter for
+        vectors. A callable maps a batch tensor to one of the same shape.
     eval_batch_size : int, default=1024
-        Batch size of the division passes and of prediction: every pass over
-        the data streams it to the device in chunks of this size.
+        Batch size of the division passes and of prediction.
     normalize : 'auto', 'imagenet', bool or (mean, std), default='auto'
-        Standardise the input on the device, batch by batch, with the mean
-        and standard deviation of each channel (images) or feature (vectors),
-        learnt in fit in one streamed pass, kept as ``input_mean_`` and
-        ``input_std_`` and applied in fit and predict. ``'auto'`` standardises
-        images and leaves feature vectors as they are (per-feature scaling
-        blows up near-constant pixels of flattened images: 3-10 points of
-        test accuracy lost on flattened MNIST); ``True`` standardises both;
-        ``False`` neither, for input you scaled yourself or a ``Pipeline``
-        with a scaler. uint8 input is always scaled to [0, 1] first. For a
-        pretrained network, its own normalisation replaces the data's:
-        ``'imagenet'`` (torchvision's weights), a per-channel ``(mean,
-        std)`` pair on [0, 1] input, and with ``'auto'`` the
-        ``pretrained_cfg`` mean and std of a timm model instance.
+        Standardise each channel (images) or feature (vectors) on the device
+        with statistics learnt in fit. ``'auto'`` standardises images only;
+        ``'imagenet'`` or a ``(mean, std)`` pair use a pretrained network's
+        own. See :ref:`parameters`.
     input_size : int or None, default=None
-        Side of the square images the network expects (224 for most
-        ImageNet models): every image batch is resized on the device
-        (shorter side to ``input_size``, then a centre crop) after the
-        augmentation, in fit and predict. None keeps the size of ``X``.
+        Side of the square images the network expects; batches are resized
+        and centre-cropped on the device. None keeps the size of ``X``.
     image_layout : {'auto', 'NCHW', 'NHWC'}, default='auto'
-        Axis order of image samples. ``'auto'`` reads ``(n, height, width,
-        channels)`` when only the last axis has 1, 3 or 4 entries and
-        ``(n, channels, height, width)`` otherwise; a shape where both end
-        axes could be channels, such as ``(n, 3, 32, 3)``, raises and asks for
-        one of the two, and one where neither has 1, 3 or 4 entries, such as
-        ``(n, 16, 16, 5)``, is read channels first with a warning.
-        ``(n, height, width)`` is single-channel.
+        Axis order of image samples; ``'auto'`` reads it from which end axis
+        has 1, 3 or 4 entries, and raises when both could. See
+        :ref:`your_data`.
     dataset_keys : str, tuple of (str, str or None) or None, default=None
-        Keys of the input and of the label in the items of a Dataset that
-        yields dicts (the Hugging Face form, ``{"image": ..., "label":
-        ...}``): ``(input_key, label_key)``, ``(input_key, None)`` for dicts
-        without labels, or the input key alone (the label key found as with
-        None). None tries ``'image'``, ``'img'``, ``'pixel_values'``,
-        ``'x'``, ``'input'``, ``'inputs'``, ``'data'`` for the input and
-        ``'label'``, ``'labels'``, ``'target'``, ``'targets'``, ``'y'``,
-        ``'class'`` for the label. Items that are not dicts (``x``,
-        ``(x, label)``) ignore it.
+        Input and label keys of a Dataset that yields dicts, ``(input_key,
+        label_key)``; None tries common names (``'image'``, ``'label'``,
+        ...).
     amp : {'bf16', 'fp16'}, default=None
-        Mixed precision of the training forward passes. ``'fp16'`` uses a
-        gradient scaler and needs CUDA (it falls back to float32 on the CPU);
-        ``'bf16'`` also runs on the CPU.
+        Mixed precision of the training forward passes. ``'fp16'`` needs
+        CUDA (it falls back to float32 on the CPU); ``'bf16'`` also runs on
+        the CPU.
     channels_last : 'auto' or bool, default='auto'
-        Channels-last memory format for image input; ``'auto'`` uses it on
-        CUDA, and on the CPU for the default CNN (``module=None``), where it
-        makes epochs 1.6-1.9x faster. A module of your own that calls ``.view``
-        on conv activations needs ``channels_last=False``.
+        Channels-last memory format for images; ``'auto'`` uses it on CUDA
+        and, on the CPU, for the default CNN. A module that calls ``.view``
+        on conv activations needs ``False``.
     compile : bool, default=False
         Compile both modules with ``torch.compile`` (skorch's ``compile``).
     device : str or torch.device, default='auto'
-        ``'auto'`` is CUDA when available, else the CPU. In a data-parallel
-        fit, ``'cuda'`` is the GPU of the process's ``LOCAL_RANK``.
+        ``'auto'`` is CUDA when available, else the CPU.
     distributed : 'auto' or bool, default='auto'
-        Data-parallel training over ``torch.distributed`` (for example under
-        ``torchrun``): each process trains both nets on its share of every
-        mini-batch and of every division pass, gradients are averaged, and
-        every process ends with the same fitted estimator. ``'auto'`` does
-        so when a process group of more than one process is initialised;
-        ``True`` also initialises it from a ``torchrun`` launch (NCCL on
-        CUDA, gloo on the CPU); ``False`` always fits in this process alone.
-        See :doc:`/scaling`.
+        Data-parallel training over ``torch.distributed`` (``torchrun``):
+        ``'auto'`` when a process group of several processes exists,
+        ``True`` also initialises one, ``False`` never. See :doc:`/scaling`.
     checkpoint_dir : str, path-like or None, default=None
-        Directory where the fit writes checkpoints: both nets and their
-        optimizers, the division state, ``history_`` and every random
-        stream, with a fingerprint of the data, the labels and the
-        parameters that shape training. A fit whose ``checkpoint_dir`` holds
-        a checkpoint of the same fingerprint continues from the newest one
-        (``resumed_from_epoch_``; on the CPU the result is bit for bit the
-        uninterrupted fit's); one of another fit raises. None writes
-        nothing. See :doc:`/checkpoints`.
+        Directory of checkpoints; a fit finding one of the same data and
+        parameters there continues from it, one of another fit raises. None
+        writes nothing. See :doc:`/checkpoints`.
     checkpoint_every : int, default=1
-        Epochs between checkpoints; one is also written after the last
-        epoch and at the end of warm-up.
+        Epochs between checkpoints; one is also written after the last epoch
+        and at the end of warm-up.
     random_state : int, RandomState instance or None, default=None
         Controls weight initialisation, data order, augmentation, mixup and
         the mixtures. Pass an int for reproducible output across multiple
@@ -300,21 +186,14 @@ class DivideMixClassifier(
     verbose : int, default=0
         0 prints nothing, 1 one line per epoch, 2 also a progress bar.
     callbacks : list of skorch callbacks, default=None
-        Callbacks given to each net (each gets its own copy). ``Checkpoint``
-        and ``TrainEndCheckpoint`` write each net into ``<dirname>/net1`` and
-        ``<dirname>/net2``. Callbacks that need a validation split or a
-        training loss of one meaning throughout (``EarlyStopping``,
-        ``EpochScoring``, ``BatchScoring``, ``Checkpoint`` monitoring a
-        score) and ``LoadInitState`` are refused by ``fit``, saying what to
-        use instead (``checkpoint_dir`` to resume a fit). ``warm_start`` and
-        ``partial_fit`` are not supported: every fit starts from scratch.
+        Callbacks given to each net (each its own copy). Those that need a
+        validation split, and ``LoadInitState``, are refused. See
+        :ref:`parameters`.
     **kwargs : dict
         ``module__*``, ``optimizer__*``, ``callbacks__*`` and ``compile__*``
         parameters, routed to both nets by skorch, and ``iterator_train__*``
-        / ``iterator_valid__*`` parameters of the ``DataLoader`` objects that read
-        a Dataset (training batches / in-order passes): ``num_workers``,
-        ``pin_memory``, ``persistent_workers``, ``prefetch_factor``, ... .
-        Batches, order and collation are DivideMix's own and cannot be set.
+        / ``iterator_valid__*`` parameters of the ``DataLoader`` objects that
+        read a Dataset (``num_workers``, ``pin_memory``, ...).
 
     Attributes
     ----------
@@ -325,73 +204,46 @@ class DivideMixClassifier(
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
     input_shape_ : tuple of int
-        Shape of one sample as given, ``X.shape[1:]`` (a Dataset's first
-        sample for Datasets).
+        Shape of one sample as given (a Dataset's first sample).
     image_layout_ : {'NCHW', 'NHWC', 'NHW'} or None
         The layout the samples were read in; None for feature vectors.
     input_scale_ : InputScale
-        How the training input was scaled, measured on a sample of rows (the
-        first samples of a Dataset): ``kind`` is ``'uint8'`` (0-255, scaled
-        to [0, 1]), ``'unit'`` (float in [0, 1]), ``'byte'`` (float in
-        [0, 255]) or ``'other'``; ``low`` and ``high`` the range; ``str()``
-        says it in words. Prediction input of another scale is converted to
-        it (uint8 after float [0, 1] images is divided by 255, float 0-255
-        after uint8 too, a ``ToTensor`` Dataset after uint8 arrays is taken
-        as it is) or, when that is ambiguous, refused with a ``ValueError``.
+        How the training input was scaled (``kind``: ``'uint8'``,
+        ``'unit'``, ``'byte'`` or ``'other'``; ``low``, ``high``); prediction
+        input is converted to it or refused. See :ref:`parameters`.
     input_mean_, input_std_ : ndarray of shape (n_channels,) or \
             (n_features,), or None
-        Per-channel (images) or per-feature (vectors) mean and standard
-        deviation of the training input (uint8 scaled to [0, 1]), which
-        standardise every batch; None when ``normalize=False``.
+        Statistics that standardise every batch; None when not normalised.
     clean_proba_ : ndarray of shape (n_samples,)
         Probability that each training label is correct: the mean of both
-        nets' mixture posteriors after the last epoch (a net whose losses are
-        then not bimodal contributes its last bimodal division instead).
+        nets' mixture posteriors after the last epoch.
     clean_mask_ : ndarray of shape (n_samples,)
         ``clean_proba_ > p_threshold``: True where the label is believed right.
     train_proba_ : ndarray of shape (n_samples, n_classes), dtype float32
-        Class probabilities of the training samples after the last epoch
-        (both nets' mean softmax, as ``predict_proba``): the ``pred_probs``
-        to hand to cleanlab. Costs ``4 * n_samples * n_classes`` bytes.
+        Class probabilities of the training samples after the last epoch:
+        the ``pred_probs`` to hand to cleanlab.
     warmup_epochs_ : int
-        Epochs of warm-up actually run: ``warmup_epochs`` plus any extension
-        (see ``max_warmup_epochs``).
+        Epochs of warm-up actually run, extensions included.
     lambda_u_ : float or None
-        The unlabeled-loss weight used, ``lambda_u`` or the ``'auto'``
-        choice; None if training never left warm-up.
+        The unlabeled-loss weight used; None if training never left warm-up.
     fit_verdict_ : dict
-        Whether ``clean_mask_`` can be trusted, and the evidence: per net,
-        the separation of its final division, its estimated noise rate (now
-        and at the first division), its accuracy on the labeled set it
-        trained on; the agreement between the two nets' masks; the share of
-        each class's labels flagged; ``trusted``, ``reasons`` and ``advice``,
-        and ``report``, all of it as text. An untrusted fit raises one
-        :class:`UntrustedFitWarning` after training, the only warning about
-        ``clean_mask_``: the main finding and its likeliest fixes, in a few
-        lines; notes made during training (a split that was not
-        bimodal, a tiny labeled set) are in ``history_`` and feed it. See
-        :doc:`/reading_a_fit`.
+        Whether ``clean_mask_`` can be trusted, the evidence, ``reasons``,
+        ``advice`` and a text ``report``; an untrusted fit raises one
+        :class:`UntrustedFitWarning`. See :doc:`/reading_a_fit`.
     final_divisions_ : tuple of 2 dict
         Each net's division after the last epoch, the one behind
-        ``clean_proba_``: the same keys as ``division_net1`` in ``history_``.
+        ``clean_proba_``.
     net1_, net2_ : DivideMixNet
         The two trained skorch nets.
     history_ : skorch.History
-        One row per epoch: ``epoch``, ``phase``, ``loss_net1``/``loss_net2``
-        and their terms, ``labeled_net1``/``labeled_net2`` (labeled samples each
-        net trained on, from the other's division), ``gmm_means_net1``/
-        ``gmm_means_net2`` (clean and noisy component means of each net's
-        division), ``division_net1``/``division_net2`` (mixture and loss
-        histogram), ``lr``, ``unlabeled_weight``, ``notes``, ``dur``.
+        One row per epoch: ``epoch``, ``phase``, losses, labeled counts and
+        division summaries per net, ``lr``, ``unlabeled_weight``, ``notes``.
     device_ : str
         The device the nets were trained on.
     head_replaced_ : str or None
-        Dotted name of the classification head replaced by a fresh one of
-        ``n_classes`` outputs (``'fc'``, ``'classifier.3'``, ...); None when
-        the module's head was kept.
+        Dotted name of the head replaced by a fresh one; None when kept.
     resumed_from_epoch_ : int or None
-        The epoch of the checkpoint in ``checkpoint_dir`` the fit continued
-        from; None for a fit that started fresh.
+        The checkpoint epoch the fit continued from; None for a fresh start.
 
     See Also
     --------
@@ -401,10 +253,8 @@ class DivideMixClassifier(
 
     Notes
     -----
-    Each MixMatch step runs six forward passes without gradients and one
-    forward and backward pass on a batch four times the batch size, and every
-    epoch adds a division pass over all samples per net: expect an epoch to
-    cost several plain epochs. Training runs on CUDA when available.
+    An epoch costs several plain epochs (seven passes per MixMatch step, and
+    a division pass per net). Training runs on CUDA when available.
 
     References
     ----------

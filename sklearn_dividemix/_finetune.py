@@ -16,6 +16,7 @@ __all__ = [
     "AUTO_BACKBONE_LR_RATIO",
     "FreezeBackbone",
     "backbone_lr_ratio",
+    "finetune_params",
     "head_param_groups",
 ]
 
@@ -104,3 +105,26 @@ class FreezeBackbone(Callback):
         for p in getattr(self, "trainable_", []):
             p.requires_grad_(True)
         self.trainable_ = []
+
+
+def finetune_params(
+    prepared, lr: float, ratio: float | str, freeze_epochs: int, routed: dict
+) -> tuple[float, dict, list]:
+    """The backbone's learning rate, param groups and freezing callback."""
+    ratio = backbone_lr_ratio(ratio, prepared.head_replaced)
+    if prepared.head is None and (ratio != 1.0 or freeze_epochs > 0):
+        raise ValueError(
+            "backbone_lr_ratio and freeze_backbone_epochs need the module's "
+            "classification head, and none was found (an nn.Linear at fc, "
+            "classifier, classifier[-1], heads.head or head, or timm's "
+            "reset_classifier). Set optimizer__param_groups=[('<head>.*', "
+            "{'lr': ...})] yourself, or leave both at their defaults."
+        )
+    params, callbacks = {}, []
+    if ratio != 1.0:
+        user_groups = routed.get("optimizer__param_groups")
+        groups = head_param_groups(prepared.head, lr, user_groups)
+        params["optimizer__param_groups"] = groups
+    if freeze_epochs > 0:
+        callbacks = [("freeze_backbone", FreezeBackbone(prepared.head, freeze_epochs))]
+    return lr * ratio, params, callbacks

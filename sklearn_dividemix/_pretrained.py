@@ -17,19 +17,26 @@ classifiers use (``fc``, ``classifier`` or ``classifier[-1]``, ``heads.head``,
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ._modules import MLPClassifierModule, SmallCNNClassifierModule
 
+if TYPE_CHECKING:
+    from ._net import DivideMixNet
+
 __all__ = [
     "HEAD_ATTRIBUTES",
     "PreparedModule",
+    "check_headless_output",
     "find_head",
+    "module_and_kwargs",
     "prepare_module",
     "unwrap_logits",
 ]
@@ -254,3 +261,79 @@ def prepare_module(
     if not built_in and not _has_hook(model):
         model.register_forward_hook(unwrap_logits)
     return PreparedModule(model, head, replaced)
+
+
+def _accepts_num_classes(factory: Callable) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    if "num_classes" in parameters:
+        return True
+    # torchvision's model builders take num_classes through **kwargs
+    return any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def _loads_weights(factory: Callable) -> bool:
+    """A ``functools.partial`` given pretrained weights (torchvision's
+    ``weights=``, timm's ``pretrained=True``): torchvision refuses a
+    ``num_classes`` other than the weights' own, so its head is replaced."""
+    keywords = getattr(factory, "keywords", None)
+    if not isinstance(keywords, dict):
+        return False
+    return any(keywords.get(name) not in (None, False) for name in _WEIGHT_KEYWORDS)
+
+
+_WEIGHT_KEYWORDS = ("weights", "pretrained")
+
+
+def module_and_kwargs(
+    module: nn.Module | Callable | None, input_shape: tuple[int, ...], n_classes: int
+) -> tuple[nn.Module | Callable, dict]:
+    """The module (instance or factory) and the arguments the data decides.
+
+    A pretrained module (an instance, or a factory given weights) gets none:
+    its head is fitted to the classes when each net's copy is made.
+    """
+    if module is None:
+        if len(input_shape) == 1:
+            return MLPClassifierModule, {
+                "n_features": input_shape[0],
+                "num_classes": n_classes,
+            }
+        return SmallCNNClassifierModule, {
+            "in_channels": input_shape[0],
+            "num_classes": n_classes,
+        }
+    if isinstance(module, nn.Module) or _loads_weights(module):
+        return module, {}
+    if _accepts_num_classes(module):
+        return module, {"num_classes": n_classes}
+    return module, {}
+
+
+def check_headless_output(net: DivideMixNet, shape: tuple, n_classes: int) -> None:
+    """A module instance without a head found must give ``n_classes`` logits.
+
+    Its head cannot be replaced, so a pretrained model of unknown structure
+    with the pretraining task's outputs fails here, saying what to do. A
+    module that fails on zeros is left to the first-batch check.
+    """
+    probe = torch.zeros((2, *shape), device=net.device)
+    net._set_training(False)
+    try:
+        with torch.inference_mode():
+            output = net.module_(net.to_device_input(probe))
+    except Exception:
+        return
+    if isinstance(output, torch.Tensor) and output.ndim == 2:
+        if output.shape[1] != n_classes:
+            raise ValueError(
+                f"The module returns {output.shape[1]} logits for {n_classes} "
+                f"classes, and no classification head was found in its "
+                f"{type(net.module_).__name__} to replace (an nn.Linear at fc, "
+                "classifier, classifier[-1], heads.head or head, or timm's "
+                "reset_classifier). Replace its last layer yourself, e.g. "
+                f"model.fc = nn.Linear(model.fc.in_features, {n_classes}), or "
+                "pass a factory that takes num_classes."
+            )

@@ -7,7 +7,6 @@ arguments, which optimizer defaults) is one small function with one test.
 from __future__ import annotations
 
 import copy
-import inspect
 import warnings
 from collections.abc import Callable
 
@@ -21,11 +20,10 @@ from torch import nn
 from ._augment import check_augmented
 from ._callbacks import check_callbacks, per_net_callbacks
 from ._data import check_loader_params, is_dataset
-from ._finetune import FreezeBackbone, backbone_lr_ratio, head_param_groups
+from ._finetune import finetune_params
 from ._inputs import FitInput, InputSettings, read_fit_input
-from ._modules import MLPClassifierModule, SmallCNNClassifierModule
 from ._net import DivideMixNet
-from ._pretrained import prepare_module
+from ._pretrained import check_headless_output, module_and_kwargs, prepare_module
 from ._pretrained_input import check_stats_channels, fixed_stats
 
 __all__ = [
@@ -86,55 +84,6 @@ def loader_params(routed: dict, prefix: str) -> dict:
     return check_loader_params(params, prefix)
 
 
-def _accepts_num_classes(factory: Callable) -> bool:
-    try:
-        parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-    if "num_classes" in parameters:
-        return True
-    # torchvision's model builders take num_classes through **kwargs
-    return any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-
-
-def _loads_weights(factory: Callable) -> bool:
-    """A ``functools.partial`` given pretrained weights (torchvision's
-    ``weights=``, timm's ``pretrained=True``): torchvision refuses a
-    ``num_classes`` other than the weights' own, so its head is replaced."""
-    keywords = getattr(factory, "keywords", None)
-    if not isinstance(keywords, dict):
-        return False
-    return any(keywords.get(name) not in (None, False) for name in _WEIGHT_KEYWORDS)
-
-
-_WEIGHT_KEYWORDS = ("weights", "pretrained")
-
-
-def module_and_kwargs(
-    module: nn.Module | Callable | None, input_shape: tuple[int, ...], n_classes: int
-) -> tuple[nn.Module | Callable, dict]:
-    """The module (instance or factory) and the arguments the data decides.
-
-    A pretrained module (an instance, or a factory given weights) gets none:
-    its head is fitted to the classes when each net's copy is made.
-    """
-    if module is None:
-        if len(input_shape) == 1:
-            return MLPClassifierModule, {
-                "n_features": input_shape[0],
-                "num_classes": n_classes,
-            }
-        return SmallCNNClassifierModule, {
-            "in_channels": input_shape[0],
-            "num_classes": n_classes,
-        }
-    if isinstance(module, nn.Module) or _loads_weights(module):
-        return module, {}
-    if _accepts_num_classes(module):
-        return module, {"num_classes": n_classes}
-    return module, {}
-
-
 def optimizer_defaults(optimizer: Callable, routed: dict) -> dict:
     """The paper's momentum 0.9 and weight decay 5e-4 for SGD, unless set."""
     if optimizer is not torch.optim.SGD:
@@ -147,29 +96,6 @@ def _module_name(module: nn.Module | Callable) -> str:
     if isinstance(module, nn.Module):
         return f"instance of {type(module).__name__}"
     return getattr(module, "__name__", repr(module))
-
-
-def _finetune_params(
-    prepared, lr: float, ratio: float | str, freeze_epochs: int, routed: dict
-) -> tuple[float, dict, list]:
-    """The backbone's learning rate, param groups and freezing callback."""
-    ratio = backbone_lr_ratio(ratio, prepared.head_replaced)
-    if prepared.head is None and (ratio != 1.0 or freeze_epochs > 0):
-        raise ValueError(
-            "backbone_lr_ratio and freeze_backbone_epochs need the module's "
-            "classification head, and none was found (an nn.Linear at fc, "
-            "classifier, classifier[-1], heads.head or head, or timm's "
-            "reset_classifier). Set optimizer__param_groups=[('<head>.*', "
-            "{'lr': ...})] yourself, or leave both at their defaults."
-        )
-    params, callbacks = {}, []
-    if ratio != 1.0:
-        user_groups = routed.get("optimizer__param_groups")
-        groups = head_param_groups(prepared.head, lr, user_groups)
-        params["optimizer__param_groups"] = groups
-    if freeze_epochs > 0:
-        callbacks = [("freeze_backbone", FreezeBackbone(prepared.head, freeze_epochs))]
-    return lr * ratio, params, callbacks
 
 
 def build_net(
@@ -217,7 +143,7 @@ def build_net(
                     "module must return a torch.nn.Module; calling it returned "
                     f"{type(prepared.module).__name__}."
                 )
-            net_lr, finetune, extra_callbacks = _finetune_params(
+            net_lr, finetune, extra_callbacks = finetune_params(
                 prepared, lr, backbone_lr_ratio, freeze_backbone_epochs, routed
             )
             params.update(finetune)
@@ -416,7 +342,7 @@ def validate_training_data(estimator, X, y, device: str):
 
 # lr='auto': the built-in small networks were tuned at 0.1 for short budgets;
 # deeper networks of the user's (ResNets) get the paper's 0.02 (measured on
-# CIFAR-10 with torchvision's ResNet-18, see the lr entry of the docstring).
+# CIFAR-10 with torchvision's ResNet-18, see docs/parameters.md).
 AUTO_LR_BUILT_IN = 0.1
 AUTO_LR_OWN_MODULE = 0.02
 
@@ -464,30 +390,3 @@ def build_nets(estimator, fit_input: FitInput, n_classes, device, amp, seeds):
     if isinstance(estimator.module, nn.Module) and nets[0].head_ is None:
         check_headless_output(nets[0], shape, n_classes)
     return nets
-
-
-def check_headless_output(net: DivideMixNet, shape: tuple, n_classes: int) -> None:
-    """A module instance without a head found must give ``n_classes`` logits.
-
-    Its head cannot be replaced, so a pretrained model of unknown structure
-    with the pretraining task's outputs fails here, saying what to do. A
-    module that fails on zeros is left to the first-batch check.
-    """
-    probe = torch.zeros((2, *shape), device=net.device)
-    net._set_training(False)
-    try:
-        with torch.inference_mode():
-            output = net.module_(net.to_device_input(probe))
-    except Exception:
-        return
-    if isinstance(output, torch.Tensor) and output.ndim == 2:
-        if output.shape[1] != n_classes:
-            raise ValueError(
-                f"The module returns {output.shape[1]} logits for {n_classes} "
-                f"classes, and no classification head was found in its "
-                f"{type(net.module_).__name__} to replace (an nn.Linear at fc, "
-                "classifier, classifier[-1], heads.head or head, or timm's "
-                "reset_classifier). Replace its last layer yourself, e.g. "
-                f"model.fc = nn.Linear(model.fc.in_features, {n_classes}), or "
-                "pass a factory that takes num_classes."
-            )

@@ -24,6 +24,7 @@ from sklearn_dividemix._finetune import (
 from sklearn_dividemix._pretrained import (
     find_head,
     fit_head,
+    module_and_kwargs,
     prepare_module,
     unwrap_logits,
 )
@@ -32,7 +33,6 @@ from sklearn_dividemix._pretrained_input import (
     fixed_stats,
     resize_batch,
 )
-from sklearn_dividemix._setup import module_and_kwargs
 
 # tiny random data: the verdict is rightly unimpressed
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn_dividemix.UntrustedFitWarning")

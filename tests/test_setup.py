@@ -9,11 +9,11 @@ from torch import nn
 
 from sklearn_dividemix import MLPClassifierModule, SmallCNNClassifierModule
 from sklearn_dividemix._augment import resolve_augment
+from sklearn_dividemix._pretrained import module_and_kwargs
 from sklearn_dividemix._setup import (
     build_net,
     check_module_output,
     check_routed_params,
-    module_and_kwargs,
     optimizer_defaults,
     resolve_device,
 )
