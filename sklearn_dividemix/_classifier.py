@@ -121,6 +121,11 @@ class DivideMixClassifier(
         Length of a MixMatch epoch: one pass over the labeled set (the
         paper's), or ``n_samples / batch_size`` steps whatever the split
         (PES), more updates at high noise. See :ref:`parameters`.
+    noise_floor : bool, default=False
+        Flag, in every class, at least the share of labels that the nets'
+        predictions contradict (highest losses first), so that labels the
+        nets have begun to memorise do not drift into the labeled set at
+        high noise. See :ref:`parameters`.
     division : {'global', 'per_class', 'balanced'} or callable, \
             default='global'
         How each net's losses are split: one mixture over all samples (the
@@ -303,6 +308,7 @@ class DivideMixClassifier(
             StrOptions({"auto"}),
         ],
         "steps_per_epoch": [StrOptions({"labeled", "all"})],
+        "noise_floor": ["boolean"],
         "lr_warmup_epochs": [
             Interval(Integral, 0, None, closed="left"),
             StrOptions({"auto"}),
@@ -353,6 +359,7 @@ class DivideMixClassifier(
         alpha=0.5,
         rampup_epochs="auto",
         steps_per_epoch="labeled",
+        noise_floor=False,
         lr_warmup_epochs="auto",
         division="global",
         loss_window=1,
@@ -392,6 +399,7 @@ class DivideMixClassifier(
         self.alpha = alpha
         self.rampup_epochs = rampup_epochs
         self.steps_per_epoch = steps_per_epoch
+        self.noise_floor = noise_floor
         self.lr_warmup_epochs = lr_warmup_epochs
         self.division = division
         self.loss_window = loss_window

@@ -48,6 +48,7 @@ from ._history import (
 from ._losses import linear_rampup
 from ._progress import EpochReporter
 from ._schedule import auto_rampup_epochs
+from ._selection import floor_divisions
 from ._training import (
     TrainingData,
     mixmatch_step_count,
@@ -234,6 +235,20 @@ def _check_finite(row: dict, epoch: int, nets) -> None:
         )
 
 
+def _floored(settings, divider, divisions, passed):
+    """``divisions`` with the noise floor applied, when it is on."""
+    if not settings.noise_floor:
+        return divisions
+    floored, _ = floor_divisions(
+        divisions,
+        passed.losses,
+        passed.predictions,
+        divider.labels,
+        settings.p_threshold,
+    )
+    return floored
+
+
 def _divide(settings, nets, data, divider, state: FitState, reporter):
     """Co-divide: both divisions exist before either net trains this epoch.
 
@@ -243,12 +258,14 @@ def _divide(settings, nets, data, divider, state: FitState, reporter):
     """
     epoch = state.epoch
     seeds = [int(s) for s in state.rng.randint(2**31, size=2)]
-    losses = eval_pass(nets, data).losses
+    passed = eval_pass(nets, data, with_proba=settings.noise_floor)
+    losses = passed.losses
     divisions = divider.divide_all(losses, state.windows, seeds)
     phase = state.phase
     row = _end_of_warmup(settings, nets, data, divisions, epoch, phase, reporter)
     if row is None:
         used, notes = phase.keep_healthy(divisions, epoch)
+        used = _floored(settings, divider, used, passed)
         stage = "mixmatch"
     else:
         used, notes, stage = None, [], "warmup_check"
@@ -294,6 +311,7 @@ def _final_division(nets, data, divider, state: FitState, seeds, settings):
     final = eval_pass(nets, data, with_proba=True)
     divisions = divider.divide_all(final.losses, state.windows, seeds)
     used, notes = state.phase.keep_healthy(divisions, settings.max_epochs)
+    used = _floored(settings, divider, used, final)
     notify_division(
         nets,
         epoch=state.epoch,

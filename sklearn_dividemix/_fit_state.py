@@ -42,6 +42,7 @@ class LoopSettings:
     confidence_penalty: bool = False
     division: str = "global"
     steps_per_epoch: str = "labeled"
+    noise_floor: bool = False
 
     @classmethod
     def from_params(cls, params: dict) -> LoopSettings:

@@ -94,8 +94,9 @@ CONSTANT_SHARE = 0.9
 # division, 15 epochs: 32 % flagged overall, shirts 76 % (19 % wrong), the
 # median class 24 %: +0.52 and 3.2 times (another seed: 86 % against 23 %).
 # Sound digits fits (defaults, 20 % and 40 % symmetric noise): +0.06 and
-# +0.12. A sound division of class-dependent noise must pass: CIFAR-10's pair flips at 40 % give 40 % wrong in cat and
-# dog, 29 % in three classes and none in five, +0.26 over the median (14 %).
+# +0.12. A sound division of class-dependent noise must pass: CIFAR-10's
+# pair flips at 40 % give 40 % wrong in cat and dog, 29 % in three classes and
+# none in five, +0.26 over the median (14 %).
 # Classes given fewer than OVERFLAG_MIN_CLASS times are not compared.
 OVERFLAG_MARGIN = 0.35
 OVERFLAG_RATIO = 1.5
