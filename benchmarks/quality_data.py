@@ -84,21 +84,18 @@ def _cached_npz_subset(
     paths.update({k: CACHE_DIR / f"{key}_{k}.npy" for k in ("x_test", "y_test")})
     if all(p.exists() for p in paths.values()):
         return {k: np.load(p) for k, p in paths.items()}
-    source = DATA_DIR / f"{name}.npz"
-    if not source.exists():
-        raise FileNotFoundError(
-            f"{source} is missing: the {name} benchmark needs ../shared/data "
-            "(see shared/data/README.md)."
-        )
-    with np.load(source) as data:
-        train = stratified_subset(data["y_train"], n_train, SUBSET_SEED)
-        test = stratified_subset(data["y_test"], n_test, SUBSET_SEED)
-        arrays = {
-            "x_train": data["x_train"][train],
-            "y_train": data["y_train"][train],
-            "x_test": data["x_test"][test],
-            "y_test": data["y_test"][test],
-        }
+    # the benchmarks' one loader (imported here: it re-exports this module)
+    from ._data import archive
+
+    data = archive(name)
+    train = stratified_subset(data["y_train"], n_train, SUBSET_SEED)
+    test = stratified_subset(data["y_test"], n_test, SUBSET_SEED)
+    arrays = {
+        "x_train": data["x_train"][train],
+        "y_train": data["y_train"][train],
+        "x_test": data["x_test"][test],
+        "y_test": data["y_test"][test],
+    }
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     for k, path in paths.items():
         np.save(path, arrays[k])
