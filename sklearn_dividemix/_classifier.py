@@ -67,8 +67,9 @@ class DivideMixClassifier(
         Total epochs, warm-up included (paper: 300 on CIFAR).
     warmup_epochs : int or 'auto', default='auto'
         Epochs of plain cross-entropy before the first division. ``'auto'``
-        is a tenth of ``max_epochs`` (at least 1, at most 10), extended while
-        the evidence asks for it (``max_warmup_epochs``).
+        is the paper's 10, or half of a shorter budget (at least 1), so that
+        any budget from 2 epochs reaches MixMatch; extended while the
+        evidence asks for it (``max_warmup_epochs``). See :ref:`parameters`.
     max_warmup_epochs : int or 'auto', default='auto'
         Most epochs warm-up may last while the losses are not yet bimodal and
         their separation still grows. ``'auto'`` is ``max(warmup_epochs,
@@ -113,10 +114,10 @@ class DivideMixClassifier(
         Epochs over which the learning rate rises linearly from nearly 0 to
         ``lr`` (``0``: none). ``'auto'`` is 1 for a module of your own, 0 for
         the built-in ones. See :ref:`parameters`.
-    rampup_epochs : int or 'auto', default='auto'
+    rampup_epochs : int or 'auto', default=16
         Epochs after warm-up over which the unlabeled weight rises from 0 to
-        ``lambda_u``. ``'auto'`` is a third of the epochs left after warm-up
-        (at least 1, at most the paper's 16).
+        ``lambda_u`` (paper: 16). ``'auto'`` is a third of the epochs left
+        after warm-up (at least 1, at most 16). See :ref:`parameters`.
     steps_per_epoch : {'labeled', 'all'}, default='labeled'
         Length of a MixMatch epoch: one pass over the labeled set (the
         paper's), or ``n_samples / batch_size`` steps whatever the split
@@ -357,7 +358,7 @@ class DivideMixClassifier(
         p_threshold=0.5,
         temperature=0.5,
         alpha=0.5,
-        rampup_epochs="auto",
+        rampup_epochs=16,
         steps_per_epoch="labeled",
         noise_floor=False,
         lr_warmup_epochs="auto",

@@ -15,9 +15,9 @@ from sklearn_dividemix._schedule import (
 
 @pytest.mark.parametrize(
     "max_epochs, expected",
-    [(1, 1), (2, 1), (9, 1), (20, 2), (30, 3), (100, 10), (300, 10)],
+    [(1, 1), (2, 1), (3, 1), (9, 4), (20, 10), (30, 10), (300, 10)],
 )
-def test_auto_warmup_is_a_tenth_of_the_budget_within_1_and_10(max_epochs, expected):
+def test_auto_warmup_is_the_papers_10_or_half_a_short_budget(max_epochs, expected):
     assert auto_warmup_epochs(max_epochs) == expected
 
 
@@ -44,9 +44,13 @@ def test_auto_rampup_is_a_third_of_what_is_left(remaining, expected):
 def test_loop_settings_resolve_the_auto_epochs():
     params = DivideMixClassifier(max_epochs=20).get_params()
     settings = LoopSettings.from_params(params)
-    assert settings.warmup_epochs == 2 and settings.max_warmup_epochs == 10
-    # the ramp-up is resolved when warm-up ends, from the epochs left
-    assert settings.rampup_epochs == "auto"
+    assert settings.warmup_epochs == 10 and settings.max_warmup_epochs == 10
+    params = DivideMixClassifier(max_epochs=5).get_params()
+    settings = LoopSettings.from_params(params)
+    assert settings.warmup_epochs == 2 and settings.max_warmup_epochs == 2
+    # an 'auto' ramp-up is resolved when warm-up ends, from the epochs left
+    params = DivideMixClassifier(rampup_epochs="auto").get_params()
+    assert LoopSettings.from_params(params).rampup_epochs == "auto"
 
 
 @pytest.mark.parametrize("max_epochs", [2, 3, 5])
@@ -65,7 +69,9 @@ def test_every_budget_from_two_epochs_reaches_mixmatch(noisy_digits, max_epochs)
 
 def test_auto_rampup_reaches_the_full_weight_within_the_budget(noisy_digits):
     d = noisy_digits
-    clf = DivideMixClassifier(max_epochs=10, batch_size=32, lambda_u=10, random_state=0)
+    clf = DivideMixClassifier(
+        max_epochs=16, batch_size=32, lambda_u=10, rampup_epochs="auto", random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UntrustedFitWarning)
         clf.fit(d["X_train"][:300], d["y_noisy"][:300])
