@@ -17,7 +17,8 @@ optimizer and epoch budget, four ways to train a classifier on noisy labels:
 - **DivideMix**: `DivideMixClassifier` with its defaults, given only the
   shared budget (`max_epochs`, `batch_size`, `lr`, `lr_decay`, which are its
   defaults too except `max_epochs`, set per data set below) and `random_state`: so
-  `lambda_u='auto'`, `alpha=0.5`, `warmup_epochs=10` with the automatic
+  `lambda_u='auto'`, `alpha=0.5`, `warmup_epochs='auto'` (the paper's 10 at
+  these budgets) with the automatic
   extension, and no `confidence_penalty`, even under asymmetric noise.
 - **cross-entropy**: a skorch `NeuralNetClassifier` (criterion
   `CrossEntropyLoss`) with the same module on the noisy labels.

@@ -33,8 +33,8 @@ def auto_warmup_epochs(max_epochs: int) -> int:
     MixMatch. Warm-up then goes on while the losses are not bimodal yet and
     their separation still grows (up to :func:`warmup_limit`). A tenth of
     the budget was tried first: on digits (30 epochs, MLP) at 80 % symmetric
-    noise it cost 13 points of test accuracy against the paper's 10 epochs
-    (mean of 3 seeds, 74.0 against 86.9 %), and on Fashion-MNIST images it
+    noise it cost 11 points of test accuracy against the paper's 10 epochs
+    (mean of 3 seeds, 75.9 against 86.9 %), and on Fashion-MNIST images it
     gained nothing measurable (``docs/benchmarks.md``, ablations).
     """
     return int(max(1, min(MAX_AUTO_WARMUP, max_epochs // 2)))

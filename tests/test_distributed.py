@@ -170,6 +170,28 @@ def digits_npz(request, tmp_path_factory, noisy_digits):
     return path
 
 
+def _kill_tree(process: subprocess.Popen) -> None:
+    """Kill torchrun and every process under it.
+
+    torchrun's elastic agent starts its ranks in sessions of their own, so
+    killing torchrun's process group leaves them running, holding the output
+    pipe open (``communicate`` would then wait for ever): they are found
+    through the process tree before anything is killed.
+    """
+    try:
+        import psutil
+
+        tree = psutil.Process(process.pid).children(recursive=True)
+    except Exception:  # psutil absent, or torchrun already gone
+        tree = []
+    os.killpg(process.pid, signal.SIGKILL)
+    for child in tree:
+        try:
+            child.kill()
+        except Exception:
+            pass
+
+
 def _torchrun(
     n_processes: int, out_dir: Path, data: Path, *options: str, **env: str
 ) -> None:
@@ -177,7 +199,15 @@ def _torchrun(
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     command = [torchrun or "torchrun", "--standalone", *options]
     command += [f"--nproc_per_node={n_processes}", str(SCRIPT), str(out_dir), str(data)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), **env}
+    # A rank left waiting for a dead peer gives up after this many seconds
+    # (the library's collective timeout), so no rank outlives its test.
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+        "SKLEARN_DIVIDEMIX_TIMEOUT": "120",
+        **env,
+    }
     process = subprocess.Popen(
         command,
         env=env,
@@ -187,11 +217,11 @@ def _torchrun(
         start_new_session=True,
     )
     try:
-        output, _ = process.communicate(timeout=240)
+        output, _ = process.communicate(timeout=300)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        _kill_tree(process)
         process.communicate()
-        pytest.fail("torchrun did not finish within 240 s")
+        pytest.fail("torchrun did not finish within 300 s")
     assert process.returncode == 0, output[-3000:]
 
 
