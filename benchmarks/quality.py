@@ -215,26 +215,45 @@ def _cell(suite: Suite, data: Dataset, noise: str, seed: int, method: str) -> di
         # only where set, so that the keys of earlier suites stay valid
         **({"input_standardised": True} if suite.standardise else {}),
         **(
-            {"dividemix_defaults": dividemix_defaults()}
-            if method == "dividemix"
+            {"dividemix_defaults": digest}
+            if method in ("dividemix", TIMED)
+            and (digest := dividemix_defaults(suite.budget)) is not None
             else {}
         ),
     }
 
 
-def dividemix_defaults() -> str:
-    """A digest of DivideMixClassifier's default parameters.
+# The defaults before the digest was recorded (version 0.2): what older
+# cached runs ran under. Parameters added since default to their old
+# behaviour (steps_per_epoch='labeled', noise_floor=False).
+LEGACY_DEFAULTS = {"warmup_epochs": 10, "rampup_epochs": 16}
+
+
+def _resolved_training(params: dict, budget: Budget) -> list:
+    """The training settings a fit of ``budget`` resolves ``params`` to."""
+    params = {**params, **asdict(budget), **budget.dividemix}
+    params.pop("dividemix")
+    settings = asdict(LoopSettings.from_params(params))
+    extra = ("lr", "batch_size", "augment", "normalize", "optimizer")
+    return sorted([*settings.items(), *((k, params.get(k)) for k in extra)])
+
+
+def dividemix_defaults(budget: Budget) -> str | None:
+    """A digest of the training settings DivideMix's defaults resolve to here.
 
     Part of a DivideMix cell's key: a run cached under one set of defaults is
-    not reused once the defaults change (a cell's budget only lists the
-    parameters the suite pins). Only the parameters that shape training
-    count, so that a new parameter of another concern keeps the keys.
+    not reused once the defaults change what a fit of this budget does (a
+    cell's budget only lists the parameters the suite pins). Settings are
+    compared as resolved for the budget ('auto' epoch counts included), so a
+    default that changes nothing at this budget keeps the keys; None when
+    they are those of the defaults before the digest was recorded, whose runs
+    carry no digest.
     """
-    names = [*LoopSettings.__dataclass_fields__, "lr", "batch_size", "augment"]
-    names += ["normalize", "optimizer"]
     params = DivideMixClassifier().get_params()
-    defaults = sorted((name, params[name]) for name in names if name in params)
-    return hashlib.sha256(repr(defaults).encode()).hexdigest()[:12]
+    now = _resolved_training(params, budget)
+    if now == _resolved_training({**params, **LEGACY_DEFAULTS}, budget):
+        return None
+    return hashlib.sha256(repr(now).encode()).hexdigest()[:12]
 
 
 def _key(cell: dict) -> str:
@@ -496,11 +515,11 @@ def main(argv=None) -> dict:
         "suites": [asdict(s) for s in suites],
         "runs": runs,
         "missing": missing,
-        # every cached run, for the ablation tables
-        "all_runs": list(_load_cache(paths["cache"]).values()),
     }
     write_json(paths["json"], result)
-    paths.update(write_report(result, paths["markdown"], paths["images"]))
+    # every cached run, for the ablation tables (not copied into the JSON)
+    report = {**result, "all_runs": list(_load_cache(paths["cache"]).values())}
+    paths.update(write_report(report, paths["markdown"], paths["images"]))
     print(f"Wrote {paths['json']} and {paths['markdown']}")
     return paths
 
