@@ -234,6 +234,9 @@ def _resolved_training(params: dict, budget: Budget) -> list:
     params = {**params, **asdict(budget), **budget.dividemix}
     params.pop("dividemix")
     settings = asdict(LoopSettings.from_params(params))
+    if settings["samples_per_epoch"] is None:
+        # added later, and a no-op unset: the digests of earlier runs stand
+        del settings["samples_per_epoch"], settings["divide_over"]
     extra = ("lr", "batch_size", "augment", "normalize", "optimizer")
     return sorted([*settings.items(), *((k, params.get(k)) for k in extra)])
 

@@ -156,8 +156,11 @@ class DivisionTrace(Callback):
         self.rows = []
         return self
 
-    def on_division(self, net, *, epoch, stage, losses, division, used):
+    def on_division(self, net, *, epoch, stage, losses, division, used, sample):
         flipped = np.asarray(self.is_flipped, dtype=bool)
+        if sample is not None:
+            # a division over the epoch's sample (samples_per_epoch)
+            flipped = flipped[sample]
         flagged = division.clean_proba <= self.p_threshold
         both = 0 < flipped.sum() < len(flipped)
         self.rows.append(

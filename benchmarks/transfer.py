@@ -58,7 +58,19 @@ NOISES = {
     "symmetric 50 %": dict(noise_rate=0.5, kind="symmetric"),
     "pair-flip 40 %": dict(noise_rate=0.4, kind="asymmetric"),
 }
+NOISE_NAMES = {"sym50": "symmetric 50 %", "pair40": "pair-flip 40 %"}
 SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
+# the settings that make a row; a saved row of other settings is not reused
+_ROW_SETTINGS = (
+    "dataset",
+    "n_pretrain",
+    "pretrain_epochs",
+    "n_train",
+    "epochs",
+    "warmup",
+    "width",
+    "seed",
+)
 
 
 def load_classes(dataset: str, classes, n: int | None, split: str, seed: int):
@@ -201,13 +213,42 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-study", action="store_true")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--noises", nargs="+", choices=sorted(NOISE_NAMES), default=sorted(NOISE_NAMES)
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="rerun rows --output already holds"
+    )
+    parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--table", action="store_true", help="print the table")
     return parser.parse_args(argv)
 
 
+def output_path(args) -> Path:
+    """``--output``, else CIFAR-10's results file or one per other data set."""
+    if args.output is not None:
+        return args.output
+    if args.dataset == "cifar10":
+        return RESULTS
+    return RESULTS.with_name(f"transfer_{args.dataset}.json")
+
+
+def saved_rows(path: Path, args) -> dict:
+    """The rows ``path`` holds for these settings (none with ``--fresh``)."""
+    import json
+
+    if args.fresh or not path.exists():
+        return {}
+    saved = json.loads(path.read_text())
+    settings = saved.get("settings", {})
+    if any(settings.get(name) != str(getattr(args, name)) for name in _ROW_SETTINGS):
+        return {}
+    return saved["rows"]
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    args.output = output_path(args)
     if args.table:
         print(markdown_table(args.output))
         return
@@ -228,11 +269,14 @@ def main(argv=None) -> None:
             "cpu_seconds": pretrained["cpu_seconds"],
             "source_test_accuracy": _source_accuracy(pretrained, X_src, y_src),
         },
-        "rows": {},
+        "rows": saved_rows(args.output, args),
     }
-    for noise, spec in NOISES.items():
+    for noise in (NOISE_NAMES[name] for name in args.noises):
+        spec = NOISES[noise]
         y_noisy, flipped = make_noisy_labels(y, **spec, random_state=args.seed)
         for name, make in estimators(pretrained, args, noise).items():
+            if name in result["rows"].get(noise, {}):
+                continue
             row = run_row(make, X, y_noisy, flipped, X_test, y_test)
             result["rows"].setdefault(noise, {})[name] = row
             print(noise, name, {k: v for k, v in row.items() if v is not None})

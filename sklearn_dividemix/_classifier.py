@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
     Interval,
+    RealNotInt,
     StrOptions,
 )
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -20,6 +21,7 @@ from ._augment import resolve_augment
 from ._checkpoint import open_checkpoints
 from ._data import gather, is_dataset
 from ._distributed import replica_device, resolve_replicas
+from ._epoch_sample import check_epoch_sampling
 from ._epochs import EpochReporter, LoopSettings, run_epochs
 from ._inputs import FittedInput, dataset_labels, prediction_source
 from ._issues import LabelIssuesMixin
@@ -122,6 +124,16 @@ class DivideMixClassifier(
         Length of a MixMatch epoch: one pass over the labeled set (the
         paper's), or ``n_samples / batch_size`` steps whatever the split
         (PES), more updates at high noise. See :ref:`parameters`.
+    samples_per_epoch : int, float or None, default=None
+        Train each epoch on a fresh class-balanced sample of this many
+        samples (a float: this share of the set) instead of the whole set,
+        as the paper's Clothing1M runs do (1,000 mini-batches an epoch). See
+        :ref:`fine-tuning`.
+    divide_over : {'sample', 'all'}, default='sample'
+        With ``samples_per_epoch``: divide the epoch's sample only (the
+        paper's; one pass over the sample) or the whole set (one pass over
+        everything, then train on the sample). ``loss_window`` needs
+        ``'all'``. The final division always covers the whole set.
     noise_floor : bool, default=False
         Flag, in every class, at least the share of labels that the nets'
         predictions contradict (highest losses first), so that labels the
@@ -309,6 +321,12 @@ class DivideMixClassifier(
             StrOptions({"auto"}),
         ],
         "steps_per_epoch": [StrOptions({"labeled", "all"})],
+        "samples_per_epoch": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="right"),
+            None,
+        ],
+        "divide_over": [StrOptions({"sample", "all"})],
         "noise_floor": ["boolean"],
         "lr_warmup_epochs": [
             Interval(Integral, 0, None, closed="left"),
@@ -360,6 +378,8 @@ class DivideMixClassifier(
         alpha=0.5,
         rampup_epochs=16,
         steps_per_epoch="labeled",
+        samples_per_epoch=None,
+        divide_over="sample",
         noise_floor=False,
         lr_warmup_epochs="auto",
         division="global",
@@ -400,6 +420,8 @@ class DivideMixClassifier(
         self.alpha = alpha
         self.rampup_epochs = rampup_epochs
         self.steps_per_epoch = steps_per_epoch
+        self.samples_per_epoch = samples_per_epoch
+        self.divide_over = divide_over
         self.noise_floor = noise_floor
         self.lr_warmup_epochs = lr_warmup_epochs
         self.division = division
@@ -476,6 +498,7 @@ class DivideMixClassifier(
             raise
 
     def _fit(self, X, y):
+        check_epoch_sampling(self.samples_per_epoch, self.divide_over, self.loss_window)
         device = resolve_device(self.device)
         replicas = resolve_replicas(self.distributed, device)
         device = replica_device(device, replicas)

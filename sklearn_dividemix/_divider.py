@@ -21,7 +21,7 @@ from threadpoolctl import ThreadpoolController
 from ._class_division import divide_losses_balanced, divide_losses_per_class
 from ._division import Division, LossWindow, divide_losses, normalize_losses
 
-__all__ = ["STRATEGIES", "Divider", "notify_division"]
+__all__ = ["STRATEGIES", "Divider", "division_notes", "notify_division"]
 
 
 def _global(losses, labels, *, n_classes, random_state) -> Division:
@@ -96,6 +96,27 @@ class Divider:
         ]
 
 
+def division_notes(
+    division: Division, name: str, p_threshold: float, n_classes: int
+) -> list[str]:
+    """What ``history_`` notes about one net's division: an empty or tiny
+    side, losses that are not bimodal."""
+    n_labeled = int((division.clean_proba > p_threshold).sum())
+    n_unlabeled = len(division.clean_proba) - n_labeled
+    notes = []
+    for label, size in (("labeled", n_labeled), ("unlabeled", n_unlabeled)):
+        if size == 0:
+            notes.append(f"{name}'s division: empty {label} set")
+        elif size < n_classes:
+            notes.append(f"{name}'s division: tiny {label} set ({size} samples)")
+    if division.degenerate:
+        notes.append(
+            f"{name}'s division: losses not bimodal (separation "
+            f"{division.separation:.2f}); the split is unreliable"
+        )
+    return notes
+
+
 def notify_division(
     nets: Sequence,
     *,
@@ -104,18 +125,21 @@ def notify_division(
     losses: Sequence[np.ndarray],
     divisions: Sequence[Division],
     used: Sequence[Division] | None,
+    sample: np.ndarray | None = None,
 ) -> None:
     """Call ``on_division`` on every callback of each net that defines it.
 
     A skorch-style hook for observers: ``cb.on_division(net, epoch=...,
-    stage=..., losses=..., division=..., used=...)`` where ``net`` made the
-    division from its own per-sample ``losses`` (raw cross-entropy against
-    the given labels), ``division`` is its split, and ``used`` is what the
-    peer trains on (a degenerate split is replaced by the net's last bimodal
-    one; None at a warm-up check, which trains nobody). ``stage`` is
-    ``'warmup_check'``, ``'mixmatch'`` or ``'final'``; ``epoch`` counts the
-    epochs trained so far. Callbacks without the method are skipped, so
-    skorch's own callbacks need nothing.
+    stage=..., losses=..., division=..., used=..., sample=...)`` where
+    ``net`` made the division from its own per-sample ``losses`` (raw
+    cross-entropy against the given labels), ``division`` is its split, and
+    ``used`` is what the peer trains on (a degenerate split is replaced by
+    the net's last bimodal one; None at a warm-up check, which trains
+    nobody). ``stage`` is ``'warmup_check'``, ``'mixmatch'`` or ``'final'``;
+    ``epoch`` counts the epochs trained so far. ``sample`` is None when the
+    losses cover the whole training set, else the indices of the rows they
+    cover (``samples_per_epoch`` with ``divide_over='sample'``). Callbacks
+    without the method are skipped, so skorch's own callbacks need nothing.
     """
     for i, net in enumerate(nets):
         for _, callback in getattr(net, "callbacks_", ()):
@@ -129,6 +153,7 @@ def notify_division(
                 losses=losses[i],
                 division=divisions[i],
                 used=None if used is None else used[i],
+                sample=sample,
             )
 
 

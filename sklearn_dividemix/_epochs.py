@@ -18,7 +18,7 @@ import torch
 from skorch.history import History
 
 from ._checkpoint import CheckpointDir, resume, save
-from ._divider import Divider, notify_division
+from ._divider import Divider, division_notes, notify_division
 from ._division import (
     Division,
     DivisionWarning,
@@ -26,6 +26,7 @@ from ._division import (
     estimate_noise_rate,
     warmup_should_continue,
 )
+from ._epoch_sample import EpochSample, draw_epoch_sample, resolve_sample_size
 from ._eval_pass import eval_pass
 from ._fit_state import FitState, LoopSettings, Phase, checkpoint_due
 from ._history import (
@@ -51,6 +52,7 @@ from ._schedule import auto_rampup_epochs
 from ._selection import floor_divisions
 from ._training import (
     TrainingData,
+    check_finite,
     mixmatch_step_count,
     run_mixmatch_epoch,
     run_warmup_epoch,
@@ -78,23 +80,6 @@ class LoopResult:
     first_noise_rates: list[float] | None
     stopped_in_warmup: bool
     resumed_from_epoch: int | None = None
-
-
-def _division_notes(division: Division, name: str, p_threshold: float, n_classes: int):
-    n_labeled = int((division.clean_proba > p_threshold).sum())
-    n_unlabeled = len(division.clean_proba) - n_labeled
-    notes = []
-    for label, size in (("labeled", n_labeled), ("unlabeled", n_unlabeled)):
-        if size == 0:
-            notes.append(f"{name}'s division: empty {label} set")
-        elif size < n_classes:
-            notes.append(f"{name}'s division: tiny {label} set ({size} samples)")
-    if division.degenerate:
-        notes.append(
-            f"{name}'s division: losses not bimodal (separation "
-            f"{division.separation:.2f}); the split is unreliable"
-        )
-    return notes
 
 
 def _lr_factor(settings: LoopSettings, epoch: int):
@@ -171,7 +156,7 @@ def _mixmatch(
     for i, division in enumerate(divisions, start=1):
         row[gmm_means_key(i)] = division.means
         row[division_key(i)] = division.summary()
-        row[NOTES] += _division_notes(division, f"net{i}", threshold, n_classes)
+        row[NOTES] += division_notes(division, f"net{i}", threshold, n_classes)
     peer_proba = [
         torch.as_tensor(d.clean_proba, dtype=torch.float32, device=data.y.device)
         for d in divisions[::-1]
@@ -217,24 +202,6 @@ def _mixmatch(
     return row
 
 
-def _check_finite(row: dict, epoch: int, nets) -> None:
-    for i, net in enumerate(nets, start=1):
-        loss = row[loss_key(i)]
-        # The last step's update can be non-finite although every loss was
-        # finite; the final division and predict would then be NaN.
-        state = net.module_.state_dict().values()
-        if not np.isfinite(loss):
-            problem = f"loss is {loss} in epoch {epoch}"
-        elif not all(bool(t.isfinite().all()) for t in state if t.is_floating_point()):
-            problem = f"weights are not finite after epoch {epoch}"
-        else:
-            continue
-        raise FloatingPointError(
-            f"Training diverged: net{i}'s {problem} ({row[PHASE]} phase). "
-            "Lower lr, check X for extreme values, or use amp=None."
-        )
-
-
 def _floored(settings, divider, divisions, passed):
     """``divisions`` with the noise floor applied, when it is on."""
     if not settings.noise_floor:
@@ -249,30 +216,52 @@ def _floored(settings, divider, divisions, passed):
     return floored
 
 
-def _divide(settings, nets, data, divider, state: FitState, reporter):
+def _divide(settings, nets, data, divider, state: FitState, reporter, sample):
     """Co-divide: both divisions exist before either net trains this epoch.
 
-    Returns the divisions and a warm-up row while warm-up goes on, or the
-    divisions MixMatch trains on (a degenerate split replaced by the net's
-    last bimodal one) and the notes of the replacements.
+    Divisions are made over ``sample``'s rows (the whole set, the epoch's
+    sample, or the whole set for training on the sample). Returns the
+    divisions and a warm-up row while warm-up goes on, or the divisions
+    MixMatch trains on (a degenerate split replaced by the net's last bimodal
+    one of the same rows) and the notes of the replacements.
     """
     epoch = state.epoch
     seeds = [int(s) for s in state.rng.randint(2**31, size=2)]
-    passed = eval_pass(nets, data, with_proba=settings.noise_floor)
+    divided, divider = sample.division_data(data), sample.divider(divider)
+    passed = eval_pass(nets, divided, with_proba=settings.noise_floor)
     losses = passed.losses
     divisions = divider.divide_all(losses, state.windows, seeds)
     phase = state.phase
-    row = _end_of_warmup(settings, nets, data, divisions, epoch, phase, reporter)
+    training = sample.data(data)
+    row = _end_of_warmup(settings, nets, training, divisions, epoch, phase, reporter)
     if row is None:
-        used, notes = phase.keep_healthy(divisions, epoch)
+        used, notes = phase.keep_healthy(divisions, epoch, sample.scope)
         used = _floored(settings, divider, used, passed)
         stage = "mixmatch"
     else:
         used, notes, stage = None, [], "warmup_check"
     notify_division(
-        nets, epoch=epoch, stage=stage, losses=losses, divisions=divisions, used=used
+        nets,
+        epoch=epoch,
+        stage=stage,
+        losses=losses,
+        divisions=divisions,
+        used=used,
+        sample=sample.rows_divided(),
     )
-    return row, used, notes
+    return row, None if used is None else sample.for_training(used), notes
+
+
+def _epoch_sample(settings, data, divider, state: FitState) -> EpochSample:
+    """The rows this epoch trains on: all, or a class-balanced sample."""
+    return draw_epoch_sample(
+        resolve_sample_size(settings.samples_per_epoch, len(data)),
+        divider.labels,
+        data.n_classes,
+        state.rng,
+        epoch=state.epoch,
+        divide_over=settings.divide_over,
+    )
 
 
 def _epoch(settings: LoopSettings, nets, data, divider, state: FitState, reporter):
@@ -284,13 +273,17 @@ def _epoch(settings: LoopSettings, nets, data, divider, state: FitState, reporte
     for net in nets:
         # skorch's own on_epoch_begin adds the history row and records 'epoch'
         net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
+    sample = _epoch_sample(settings, data, divider, state)
     if epoch < settings.warmup_epochs:
-        row = _warmup(settings, nets, data, reporter, epoch)
+        row = _warmup(settings, nets, sample.data(data), reporter, epoch)
     else:
-        row, used, notes = _divide(settings, nets, data, divider, state, reporter)
+        row, used, notes = _divide(
+            settings, nets, data, divider, state, reporter, sample
+        )
         if row is None:
             phase = state.phase
-            row = _mixmatch(settings, nets, data, used, epoch, reporter, phase)
+            training = sample.data(data)
+            row = _mixmatch(settings, nets, training, used, epoch, reporter, phase)
             row[NOTES] += notes
     for i, net in enumerate(nets, start=1):
         net.history.record("train_loss", row[loss_key(i)])
@@ -319,6 +312,7 @@ def _final_division(nets, data, divider, state: FitState, seeds, settings):
         losses=final.losses,
         divisions=divisions,
         used=used,
+        sample=None,
     )
     return used, final, [f"final {note}" for note in notes]
 
@@ -382,7 +376,7 @@ def _run_epochs(settings, nets, data, reporter, final_seeds, checkpoints) -> Loo
             history.append({EPOCH: epoch + 1, PHASE: name, INTERRUPTED: True})
             break
         row = {EPOCH: epoch + 1, **row, DUR: time.perf_counter() - start}
-        _check_finite(row, epoch + 1, nets)
+        check_finite(row, epoch + 1, nets)
         history.append(row)
         state.epoch += 1
         reporter.end_epoch(row, len(data))

@@ -43,6 +43,8 @@ class LoopSettings:
     division: str = "global"
     steps_per_epoch: str = "labeled"
     noise_floor: bool = False
+    samples_per_epoch: int | float | None = None
+    divide_over: str = "sample"
 
     @classmethod
     def from_params(cls, params: dict) -> LoopSettings:
@@ -87,25 +89,27 @@ class Phase:
     # each net's share of unlabeled samples at the first division
     first_noise_rates: list[float] | None = None
     separation: float | None = None
-    # per net: (epoch, division) of its last bimodal division, or None
+    # per net: (epoch, division, scope) of its last bimodal division, or None
     healthy: list = field(default_factory=lambda: [None, None])
 
-    def keep_healthy(self, divisions: list[Division], epoch: int):
+    def keep_healthy(self, divisions: list[Division], epoch: int, scope=None):
         """Replace each degenerate division by the net's last bimodal one.
 
         A split of losses that are not bimodal is little better than chance
         (at high noise it can swing to calling most wrong labels clean in one
         epoch), and MixMatch would train the peer on it. The net's last
-        bimodal split, though older, is the better guess. Returns the
+        bimodal split, though older, is the better guess. ``scope`` names the
+        rows a division covers (None: the whole set; an epoch's sample
+        otherwise), and a division of other rows never stands in. Returns the
         divisions to use and a note for each replacement.
         """
         kept, notes = [], []
         for i, division in enumerate(divisions):
             last = self.healthy[i]
             if not division.degenerate:
-                self.healthy[i] = (epoch, division)
+                self.healthy[i] = (epoch, division, scope)
                 kept.append(division)
-            elif last is None:
+            elif last is None or last[2] != scope:
                 kept.append(division)
             else:
                 kept.append(last[1])

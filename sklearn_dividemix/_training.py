@@ -21,11 +21,13 @@ import torch.nn.functional as F
 
 from ._data import DataSource, gather
 from ._distributed import Replicas, SingleProcess
+from ._history import PHASE, loss_key
 from ._mixmatch import co_guess, co_refine, mixup, sample_mix_lambda
 from ._net import DivideMixNet, MixMatchBatch, WarmupBatch
 
 __all__ = [
     "TrainingData",
+    "check_finite",
     "mixmatch_step_count",
     "run_mixmatch_epoch",
     "run_warmup_epoch",
@@ -328,3 +330,22 @@ def run_mixmatch_epoch(
         if progress is not None:
             progress()
     return totals.means(data.replicas)
+
+
+def check_finite(row: dict, epoch: int, nets) -> None:
+    """Raise ``FloatingPointError`` when an epoch left a loss or weight non-finite."""
+    for i, net in enumerate(nets, start=1):
+        loss = row[loss_key(i)]
+        # The last step's update can be non-finite although every loss was
+        # finite; the final division and predict would then be NaN.
+        state = net.module_.state_dict().values()
+        if not np.isfinite(loss):
+            problem = f"loss is {loss} in epoch {epoch}"
+        elif not all(bool(t.isfinite().all()) for t in state if t.is_floating_point()):
+            problem = f"weights are not finite after epoch {epoch}"
+        else:
+            continue
+        raise FloatingPointError(
+            f"Training diverged: net{i}'s {problem} ({row[PHASE]} phase). "
+            "Lower lr, check X for extreme values, or use amp=None."
+        )

@@ -4,6 +4,7 @@ The tiny training budgets the tests fit them with are in ``_budgets.py``
 (a module, so that test files can import them).
 """
 
+import fcntl
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,27 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # Two threads per test process at most: the suite runs under xdist on 2 cores.
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def one_multiprocess_test_at_a_time(tmp_path_factory):
+    """Hold a lock shared by every xdist worker of this run for the test.
+
+    Tests that start processes of their own (torchrun and its elastic agent,
+    spawned ranks, Dask and Ray workers) run one at a time: side by side, a
+    restarted torchrun hung until its timeout. The lock file lies in the
+    run's base temporary directory, which all workers share (pytest-xdist's
+    ``xdist_group`` would do this, but its marks are lost under pytest 9).
+    """
+    root = tmp_path_factory.getbasetemp()
+    if root.name.startswith("popen-gw"):
+        root = root.parent
+    with open(root / "multiprocess-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def flip_labels(y, noise_rate, n_classes, seed):

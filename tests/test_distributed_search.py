@@ -21,7 +21,11 @@ from skorch.callbacks import Callback
 from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 from sklearn_dividemix._threads import limit_torch_threads, worker_thread_budget
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn_dividemix.DivisionWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn_dividemix.DivisionWarning"),
+    # one at a time with the other tests that start processes (conftest.py)
+    pytest.mark.usefixtures("one_multiprocess_test_at_a_time"),
+]
 
 GRID = {"lr": [0.05, 0.1]}
 N_WORKERS = 2

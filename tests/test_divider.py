@@ -45,7 +45,7 @@ class DivisionRecorder(Callback):
         self.seen = []
         return self
 
-    def on_division(self, net, *, epoch, stage, losses, division, used):
+    def on_division(self, net, *, epoch, stage, losses, division, used, sample):
         self.seen.append((epoch, stage, len(losses), division, used))
 
 

@@ -80,7 +80,7 @@ class UsedDivisions(Callback):
         self.final = None
         return self
 
-    def on_division(self, net, *, epoch, stage, losses, division, used):
+    def on_division(self, net, *, epoch, stage, losses, division, used, sample):
         if stage == "final":
             self.final = (division, used)
 

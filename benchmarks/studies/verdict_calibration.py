@@ -125,7 +125,7 @@ class DivisionRecorder(Callback):
         self.calls = []
         return self
 
-    def on_division(self, net, *, epoch, stage, losses, division, used):
+    def on_division(self, net, *, epoch, stage, losses, division, used, sample):
         if stage != "warmup_check":
             self.calls.append((division, used))
 
