@@ -128,7 +128,7 @@ class DivideMixClassifier(
         Train each epoch on a fresh class-balanced sample of this many
         samples (a float: this share of the set) instead of the whole set,
         as the paper's Clothing1M runs do (1,000 mini-batches an epoch). See
-        :ref:`fine-tuning`.
+        :ref:`fine_tuning`.
     divide_over : {'sample', 'all'}, default='sample'
         With ``samples_per_epoch``: divide the epoch's sample only (the
         paper's; one pass over the sample) or the whole set (one pass over
