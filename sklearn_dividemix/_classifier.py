@@ -134,11 +134,13 @@ class DivideMixClassifier(
         paper's; one pass over the sample) or the whole set (one pass over
         everything, then train on the sample). ``loss_window`` needs
         ``'all'``. The final division always covers the whole set.
-    noise_floor : bool, default=False
+    noise_floor : bool or 'auto', default=False
         Flag, in every class, at least the share of labels that the nets'
         predictions contradict (highest losses first), so that labels the
         nets have begun to memorise do not drift into the labeled set at
-        high noise. See :ref:`parameters`.
+        high noise. ``'auto'`` turns it on when the first division after
+        warm-up calls at least half of the labels wrong (``noise_floor_``).
+        See :ref:`parameters`.
     division : {'global', 'per_class', 'balanced'} or callable, \
             default='global'
         How each net's losses are split: one mixture over all samples (the
@@ -244,6 +246,9 @@ class DivideMixClassifier(
         Epochs of warm-up actually run, extensions included.
     lambda_u_ : float or None
         The unlabeled-loss weight used; None if training never left warm-up.
+    noise_floor_ : bool or None
+        Whether the noise floor was on (``noise_floor='auto'`` resolved);
+        None if training never left warm-up.
     fit_verdict_ : dict
         Whether ``clean_mask_`` can be trusted, the evidence, ``reasons``,
         ``advice`` and a text ``report``; an untrusted fit raises one
@@ -327,7 +332,7 @@ class DivideMixClassifier(
             None,
         ],
         "divide_over": [StrOptions({"sample", "all"})],
-        "noise_floor": ["boolean"],
+        "noise_floor": ["boolean", StrOptions({"auto"})],
         "lr_warmup_epochs": [
             Interval(Integral, 0, None, closed="left"),
             StrOptions({"auto"}),
@@ -590,6 +595,7 @@ class DivideMixClassifier(
         self.lambda_u_ = next(
             (row["lambda_u"] for row in history if "lambda_u" in row), None
         )
+        self.noise_floor_ = result.noise_floor
         self.clean_proba_ = clean_proba
         self.clean_mask_ = clean_proba > self.p_threshold
         self.final_divisions_ = tuple(d.summary() for d in result.divisions)

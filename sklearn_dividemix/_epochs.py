@@ -49,7 +49,7 @@ from ._history import (
 from ._losses import linear_rampup
 from ._progress import EpochReporter
 from ._schedule import auto_rampup_epochs
-from ._selection import floor_divisions
+from ._selection import floor_divisions, resolve_noise_floor
 from ._training import (
     TrainingData,
     check_finite,
@@ -80,6 +80,7 @@ class LoopResult:
     first_noise_rates: list[float] | None
     stopped_in_warmup: bool
     resumed_from_epoch: int | None = None
+    noise_floor: bool | None = None
 
 
 def _lr_factor(settings: LoopSettings, epoch: int):
@@ -133,6 +134,9 @@ def _end_of_warmup(
     phase.first_noise_rates = [
         estimate_noise_rate([d], settings.p_threshold) for d in divisions
     ]
+    phase.noise_floor = resolve_noise_floor(
+        settings.noise_floor, phase.first_noise_rates
+    )
     phase.rampup_epochs = settings.rampup_epochs
     if settings.rampup_epochs == "auto":
         phase.rampup_epochs = auto_rampup_epochs(settings.max_epochs - epoch)
@@ -202,16 +206,12 @@ def _mixmatch(
     return row
 
 
-def _floored(settings, divider, divisions, passed):
+def _floored(phase: Phase, p_threshold, divider, divisions, passed):
     """``divisions`` with the noise floor applied, when it is on."""
-    if not settings.noise_floor:
+    if not phase.noise_floor:
         return divisions
     floored, _ = floor_divisions(
-        divisions,
-        passed.losses,
-        passed.predictions,
-        divider.labels,
-        settings.p_threshold,
+        divisions, passed.losses, passed.predictions, divider.labels, p_threshold
     )
     return floored
 
@@ -228,7 +228,9 @@ def _divide(settings, nets, data, divider, state: FitState, reporter, sample):
     epoch = state.epoch
     seeds = [int(s) for s in state.rng.randint(2**31, size=2)]
     divided, divider = sample.division_data(data), sample.divider(divider)
-    passed = eval_pass(nets, divided, with_proba=settings.noise_floor)
+    # predictions for the floor ('auto' resolves only after this pass)
+    floor = settings.noise_floor is not False
+    passed = eval_pass(nets, divided, with_proba=floor)
     losses = passed.losses
     divisions = divider.divide_all(losses, state.windows, seeds)
     phase = state.phase
@@ -236,7 +238,7 @@ def _divide(settings, nets, data, divider, state: FitState, reporter, sample):
     row = _end_of_warmup(settings, nets, training, divisions, epoch, phase, reporter)
     if row is None:
         used, notes = phase.keep_healthy(divisions, epoch, sample.scope)
-        used = _floored(settings, divider, used, passed)
+        used = _floored(phase, settings.p_threshold, divider, used, passed)
         stage = "mixmatch"
     else:
         used, notes, stage = None, [], "warmup_check"
@@ -304,7 +306,7 @@ def _final_division(nets, data, divider, state: FitState, seeds, settings):
     final = eval_pass(nets, data, with_proba=True)
     divisions = divider.divide_all(final.losses, state.windows, seeds)
     used, notes = state.phase.keep_healthy(divisions, settings.max_epochs)
-    used = _floored(settings, divider, used, final)
+    used = _floored(state.phase, settings.p_threshold, divider, used, final)
     notify_division(
         nets,
         epoch=state.epoch,
@@ -396,6 +398,9 @@ def _run_epochs(settings, nets, data, reporter, final_seeds, checkpoints) -> Loo
         predictions=final.predictions,
         notes=notes + final_notes,
         first_noise_rates=state.phase.first_noise_rates,
+        noise_floor=(
+            None if state.phase.warmup_end is None else state.phase.noise_floor
+        ),
         stopped_in_warmup=state.phase.warmup_end is None,
         resumed_from_epoch=resumed_from,
     )

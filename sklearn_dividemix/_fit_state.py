@@ -42,7 +42,7 @@ class LoopSettings:
     confidence_penalty: bool = False
     division: str = "global"
     steps_per_epoch: str = "labeled"
-    noise_floor: bool = False
+    noise_floor: bool | str = False
     samples_per_epoch: int | float | None = None
     divide_over: str = "sample"
 
@@ -88,6 +88,8 @@ class Phase:
     rampup_epochs: int = 0
     # each net's share of unlabeled samples at the first division
     first_noise_rates: list[float] | None = None
+    # noise_floor as resolved when warm-up ended ('auto' from the rates above)
+    noise_floor: bool = False
     separation: float | None = None
     # per net: (epoch, division, scope) of its last bimodal division, or None
     healthy: list = field(default_factory=lambda: [None, None])

@@ -5,14 +5,16 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits
 from skorch.callbacks import Callback
 
-from sklearn_dividemix import DivideMixClassifier
+from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 from sklearn_dividemix._division import Division
 from sklearn_dividemix._selection import (
     disagreement_rate,
     floor_division,
     floor_divisions,
+    resolve_noise_floor,
 )
 
 
@@ -115,3 +117,42 @@ def test_noise_floor_in_a_fit_flags_at_least_the_contradicted_share(noisy_digits
         for c in range(10):
             members = encoded == c
             assert flagged[members].sum() >= np.ceil(rate * members.sum())
+
+
+@pytest.mark.parametrize(
+    "setting, first_rates, expected",
+    [
+        (True, None, True),
+        (False, [0.9, 0.9], False),
+        ("auto", None, False),  # warm-up never ended
+        ("auto", [0.40, 0.47], False),
+        ("auto", [0.45, 0.55], True),  # the mean: 0.5
+        ("auto", [0.70, 0.65], True),
+    ],
+)
+def test_resolve_noise_floor(setting, first_rates, expected):
+    assert resolve_noise_floor(setting, first_rates) is expected
+
+
+@pytest.mark.parametrize("noise_rate, floor_on", [(0.2, False), (0.8, True)])
+def test_auto_noise_floor_follows_the_first_division(noise_rate, floor_on):
+    """'auto' is the floor at high noise and no floor (bit for bit) at low."""
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    y_noisy, _ = make_noisy_labels(y, noise_rate=noise_rate, random_state=0)
+    params = dict(max_epochs=5, warmup_epochs=3, batch_size=64, random_state=0)
+    fits = {}
+    for setting in ("auto", floor_on):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits[setting] = DivideMixClassifier(**params, noise_floor=setting).fit(
+                X, y_noisy
+            )
+    auto = fits["auto"]
+    assert auto.noise_floor_ is floor_on
+    assert fits[floor_on].noise_floor_ is floor_on
+    # the same fit as the setting 'auto' resolved to
+    np.testing.assert_array_equal(auto.clean_proba_, fits[floor_on].clean_proba_)
+    np.testing.assert_array_equal(
+        auto.predict_proba(X), fits[floor_on].predict_proba(X)
+    )
