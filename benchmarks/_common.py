@@ -19,6 +19,7 @@ empty reading) instead of failing.
 
 from __future__ import annotations
 
+import ast
 import ctypes
 import gc
 import json
@@ -42,6 +43,7 @@ __all__ = [
     "command_line",
     "machine_info",
     "module_spec",
+    "parse_param",
     "read_status",
     "release_free_memory",
     "reset_peak_rss",
@@ -261,3 +263,12 @@ def _plain(value):
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """``name=value`` with the value read as a Python literal when it is one."""
+    name, _, value = text.partition("=")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value

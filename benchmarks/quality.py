@@ -22,7 +22,6 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
 import json
 import sys
@@ -49,6 +48,7 @@ from ._common import (
     command_line,
     machine_info,
     module_spec,
+    parse_param,
     release_free_memory,
     reset_peak_rss,
     status_mib,
@@ -474,7 +474,7 @@ def _select_suites(args) -> tuple[Suite, ...]:
     if args.lr:
         suites = tuple(replace(s, budget=replace(s.budget, lr=args.lr)) for s in suites)
     if args.dividemix:
-        extra = dict(_parse_param(text) for text in args.dividemix)
+        extra = dict(parse_param(text) for text in args.dividemix)
         suites = tuple(
             replace(s, budget=_with_dividemix(s.budget, extra)) for s in suites
         )
@@ -483,15 +483,6 @@ def _select_suites(args) -> tuple[Suite, ...]:
 
 def _with_dividemix(budget: Budget, extra: dict) -> Budget:
     return replace(budget, dividemix={**budget.dividemix, **extra})
-
-
-def _parse_param(text: str) -> tuple[str, object]:
-    """``name=value`` with the value read as a Python literal when it is one."""
-    name, _, value = text.partition("=")
-    try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
 
 
 def main(argv=None) -> dict:

@@ -40,7 +40,7 @@ from sklearn.metrics import f1_score
 from sklearn.pipeline import make_pipeline
 from torch import nn
 
-from benchmarks._common import command_line, machine_info, write_json
+from benchmarks._common import command_line, machine_info, parse_param, write_json
 from sklearn_dividemix import (
     DivideMixClassifier,
     FrozenFeatures,
@@ -144,6 +144,7 @@ def estimators(pretrained: dict, args, noise: str) -> dict:
         channels_last=True,
     )
     dividemix = dict(common, warmup_epochs=args.warmup, confidence_penalty=pair_flip)
+    dividemix.update(variant(args))
     ce = dict(common, warmup_epochs=args.epochs, max_warmup_epochs=args.epochs)
     scratch = dict(module__width=args.width)
     # classes 5-9 are as many as 0-4: the head is replaced all the same
@@ -166,6 +167,10 @@ def estimators(pretrained: dict, args, noise: str) -> dict:
             ),
         ),
     }
+    if args.tag:
+        # a variant: its DivideMix rows only, named apart
+        tuned = ("scratch_dividemix", "pretrained_dividemix")
+        return {f"{k}[{args.tag}]": rows[k] for k in tuned}
     if not pair_flip and not args.no_study:
         rows["pretrained_dividemix_ratio_0.1"] = lambda: DivideMixClassifier(
             **dividemix, **tuned, backbone_lr_ratio=0.1
@@ -177,6 +182,12 @@ def estimators(pretrained: dict, args, noise: str) -> dict:
             **dividemix, **tuned, lr=0.1
         )
     return rows
+
+
+def variant(args) -> dict:
+    """``--dividemix NAME=VALUE`` pairs, values read as Python literals."""
+    pairs = (parse_param(text) for text in args.dividemix)
+    return dict(pairs)
 
 
 def run_row(make, X, y_noisy, flipped, X_test, y_test) -> dict:
@@ -219,6 +230,16 @@ def parse_args(argv=None):
     parser.add_argument(
         "--fresh", action="store_true", help="rerun rows --output already holds"
     )
+    parser.add_argument(
+        "--dividemix",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra parameters of the DivideMix rows (with --tag)",
+    )
+    parser.add_argument(
+        "--tag", default=None, help="suffix of the rows --dividemix changes"
+    )
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--table", action="store_true", help="print the table")
     return parser.parse_args(argv)
@@ -248,6 +269,8 @@ def saved_rows(path: Path, args) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.dividemix and not args.tag:
+        raise SystemExit("--dividemix changes rows: name them with --tag")
     args.output = output_path(args)
     if args.table:
         print(markdown_table(args.output))
