@@ -169,8 +169,8 @@ def estimators(pretrained: dict, args, noise: str) -> dict:
     }
     if args.tag:
         # a variant: its DivideMix rows only, named apart
-        tuned = ("scratch_dividemix", "pretrained_dividemix")
-        return {f"{k}[{args.tag}]": rows[k] for k in tuned}
+        changed = ("scratch_dividemix", "pretrained_dividemix")
+        return {f"{k}[{args.tag}]": rows[k] for k in changed}
     if not pair_flip and not args.no_study:
         rows["pretrained_dividemix_ratio_0.1"] = lambda: DivideMixClassifier(
             **dividemix, **tuned, backbone_lr_ratio=0.1
