@@ -5,8 +5,10 @@ import json
 import warnings
 
 import numpy as np
+import pytest
 
-from benchmarks.studies import _study, long_tail
+from benchmarks._common import DATA_DIR
+from benchmarks.studies import _study, epoch_sampling, long_tail
 from sklearn_dividemix import DivideMixClassifier
 from sklearn_dividemix._class_division import divide_losses_per_class
 
@@ -52,3 +54,20 @@ def test_long_tail_per_class_raw_is_a_division_strategy(noisy_digits):
         warnings.simplefilter("ignore")
         clf.fit(X, y)
     assert clf.clean_proba_.shape == (len(y),)
+
+
+@pytest.mark.skipif(
+    not (DATA_DIR / "mnist.npz").exists(),
+    reason="needs ../shared/data/mnist.npz (see shared/data/README.md)",
+)
+def test_epoch_sampling_quick_run_writes_both_divisions(tmp_path):
+    rows = epoch_sampling.main(["--quick", "--output-dir", str(tmp_path)])
+    assert [r["divide_over"] for r in rows] == ["sample", "all"]
+    for row in rows:
+        assert row["samples_per_epoch"] == 5 * 64 and row["n_train"] == 2000
+        assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["detection_f1"] <= 1
+        assert len(row["epoch_seconds"]) == row["epochs"]
+    saved = json.loads((tmp_path / "epoch_sampling.json").read_text())
+    assert len(saved["rows"]) == 2
+    page = (tmp_path / "epoch_sampling.md").read_text()
+    assert "`divide_over='sample'`" in page and "`divide_over='all'`" in page
