@@ -22,8 +22,6 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 import tempfile
 import time
@@ -37,10 +35,8 @@ from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from sklearn_dividemix import (
     CIFAR10_ASYMMETRIC_MAP,
-    DivideMixClassifier,
     make_noisy_labels,
 )
-from sklearn_dividemix._epochs import LoopSettings
 
 from ._common import (
     RESULTS_DIR,
@@ -54,6 +50,7 @@ from ._common import (
     status_mib,
     write_json,
 )
+from .quality_cache import RunCache, cell_key, dividemix_defaults
 from .quality_data import Dataset, load_dataset
 from .quality_methods import METHODS, Budget, fit_method
 from .quality_report import write_report
@@ -196,6 +193,25 @@ def run_one(method: str, data: Dataset, noise: str, seed: int, budget: Budget):
 # -- the grid, with a cache ---------------------------------------------------
 
 
+# What a cell is made of (the last two only where they apply).
+CELL_FIELDS = (
+    "schema_version",
+    "dataset",
+    "n_train",
+    "n_test",
+    "input_shape",
+    "module",
+    "noise",
+    "noise_kind",
+    "noise_rate",
+    "seed",
+    "method",
+    "budget",
+    "input_standardised",
+    "dividemix_defaults",
+)
+
+
 def _cell(suite: Suite, data: Dataset, noise: str, seed: int, method: str) -> dict:
     kind, rate = NOISES[noise]
     module, _ = module_spec(data.X_train, data.n_classes)
@@ -217,61 +233,11 @@ def _cell(suite: Suite, data: Dataset, noise: str, seed: int, method: str) -> di
         **(
             {"dividemix_defaults": digest}
             if method in ("dividemix", TIMED)
-            and (digest := dividemix_defaults(suite.budget)) is not None
+            and (digest := dividemix_defaults(suite.budget, len(data.X_train)))
+            is not None
             else {}
         ),
     }
-
-
-# The defaults before the digest was recorded (version 0.2): what older
-# cached runs ran under. Parameters added since default to their old
-# behaviour (steps_per_epoch='labeled', noise_floor=False).
-LEGACY_DEFAULTS = {"warmup_epochs": 10, "rampup_epochs": 16}
-
-
-def _resolved_training(params: dict, budget: Budget) -> list:
-    """The training settings a fit of ``budget`` resolves ``params`` to."""
-    params = {**params, **asdict(budget), **budget.dividemix}
-    params.pop("dividemix")
-    settings = asdict(LoopSettings.from_params(params))
-    if settings["samples_per_epoch"] is None:
-        # added later, and a no-op unset: the digests of earlier runs stand
-        del settings["samples_per_epoch"], settings["divide_over"]
-    extra = ("lr", "batch_size", "augment", "normalize", "optimizer")
-    return sorted([*settings.items(), *((k, params.get(k)) for k in extra)])
-
-
-def dividemix_defaults(budget: Budget) -> str | None:
-    """A digest of the training settings DivideMix's defaults resolve to here.
-
-    Part of a DivideMix cell's key: a run cached under one set of defaults is
-    not reused once the defaults change what a fit of this budget does (a
-    cell's budget only lists the parameters the suite pins). Settings are
-    compared as resolved for the budget ('auto' epoch counts included), so a
-    default that changes nothing at this budget keeps the keys; None when
-    they are those of the defaults before the digest was recorded, whose runs
-    carry no digest.
-    """
-    params = DivideMixClassifier().get_params()
-    now = _resolved_training(params, budget)
-    if now == _resolved_training({**params, **LEGACY_DEFAULTS}, budget):
-        return None
-    return hashlib.sha256(repr(now).encode()).hexdigest()[:12]
-
-
-def _key(cell: dict) -> str:
-    text = json.dumps(cell, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _load_cache(path: Path) -> dict[str, dict]:
-    runs = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                run = json.loads(line)
-                runs[run["key"]] = run
-    return runs
 
 
 def _suite_data(suite: Suite) -> Dataset:
@@ -313,7 +279,7 @@ def _time_matched_budget(cache, suite, data, noise, seed) -> Budget | None:
     halfway), from the two cached runs; None while either is missing."""
     found = {}
     for method in ("dividemix", "cross_entropy"):
-        run = cache.get(_key(_cell(suite, data, noise, seed, method)))
+        run = cache.get(_cell(suite, data, noise, seed, method))
         if run is None:
             return None
         found[method] = run["fit_seconds"]
@@ -330,18 +296,18 @@ def run_suites(
     Returns the runs (cached or new) and the cells still missing: none unless
     ``run_missing=False``, which only reads the cache.
     """
-    cache = _load_cache(cache_path)
+    cache = RunCache(cache_path, CELL_FIELDS, ("dividemix", TIMED))
     runs, missing = [], []
     for suite in suites:
         data = _suite_data(suite)
         for seed in suite.seeds:
             for noise, method in _cells_of_seed(suite):
                 cell = _cell(suite, data, noise, seed, method)
-                key = _key(cell)
-                if key not in cache and not run_missing:
-                    missing.append({"key": key, **cell})
+                run = cache.get(cell)
+                if run is None and not run_missing:
+                    missing.append({"key": cell_key(cell), **cell})
                     continue
-                if key not in cache and method == TIMED:
+                if run is None and method == TIMED:
                     budget = _time_matched_budget(cache, suite, data, noise, seed)
                     if budget is None:
                         log(
@@ -351,17 +317,14 @@ def run_suites(
                         continue
                     result = run_one("cross_entropy", data, noise, seed, budget)
                     result["extra"] = {"max_epochs": budget.max_epochs}
-                    cache[key] = {"key": key, **cell, **result}
-                    with cache_path.open("a") as f:
-                        f.write(json.dumps(cache[key], default=str) + "\n")
-                    log(_log_line(cache[key]))
-                if key not in cache:
-                    result = run_one(method, data, noise, seed, suite.budget)
-                    cache[key] = {"key": key, **cell, **result}
-                    with cache_path.open("a") as f:
-                        f.write(json.dumps(cache[key], default=str) + "\n")
-                    log(_log_line(cache[key]))
-                runs.append(cache[key])
+                    run = cache.add(cell, result)
+                    log(_log_line(run))
+                if run is None:
+                    run = cache.add(
+                        cell, run_one(method, data, noise, seed, suite.budget)
+                    )
+                    log(_log_line(run))
+                runs.append(run)
     return runs, missing
 
 
@@ -512,7 +475,8 @@ def main(argv=None) -> dict:
     }
     write_json(paths["json"], result)
     # every cached run, for the ablation tables (not copied into the JSON)
-    report = {**result, "all_runs": list(_load_cache(paths["cache"]).values())}
+    all_runs = RunCache(paths["cache"], CELL_FIELDS, ("dividemix", TIMED)).all_runs()
+    report = {**result, "all_runs": all_runs}
     paths.update(write_report(report, paths["markdown"], paths["images"]))
     print(f"Wrote {paths['json']} and {paths['markdown']}")
     return paths

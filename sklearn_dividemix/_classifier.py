@@ -21,7 +21,7 @@ from ._augment import resolve_augment
 from ._checkpoint import open_checkpoints
 from ._data import gather, is_dataset
 from ._distributed import replica_device, resolve_replicas
-from ._epoch_sample import check_epoch_sampling
+from ._epoch_sample import check_epoch_sampling, epoch_steps
 from ._epochs import EpochReporter, LoopSettings, run_epochs
 from ._inputs import FittedInput, dataset_labels, prediction_source
 from ._issues import LabelIssuesMixin
@@ -548,8 +548,11 @@ class DivideMixClassifier(
                 classes,
             )
             torch.manual_seed(int(seeds[2]))
+            steps = epoch_steps(
+                self.samples_per_epoch, len(y_encoded), data.batch_size
+            )
             result = run_epochs(
-                LoopSettings.from_params(params),
+                LoopSettings.from_params(params, steps),
                 nets,
                 data,
                 EpochReporter(verbose),

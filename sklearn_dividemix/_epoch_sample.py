@@ -27,6 +27,7 @@ __all__ = [
     "SubsetSource",
     "class_balanced_sample",
     "draw_epoch_sample",
+    "epoch_steps",
     "resolve_sample_size",
 ]
 
@@ -55,6 +56,12 @@ def resolve_sample_size(samples_per_epoch, n_samples: int) -> int | None:
     else:
         size = math.ceil(float(samples_per_epoch) * n_samples)
     return None if size >= n_samples else max(size, 1)
+
+
+def epoch_steps(samples_per_epoch, n_samples: int, batch_size: int) -> int:
+    """Optimiser steps of one warm-up epoch: its rows over the batch size."""
+    rows = resolve_sample_size(samples_per_epoch, n_samples) or n_samples
+    return max(1, math.ceil(rows / max(batch_size, 1)))
 
 
 def class_balanced_sample(

@@ -47,13 +47,19 @@ class LoopSettings:
     divide_over: str = "sample"
 
     @classmethod
-    def from_params(cls, params: dict) -> LoopSettings:
-        """From ``get_params()``, with the ``'auto'`` epoch counts resolved."""
+    def from_params(
+        cls, params: dict, steps_per_epoch: int | None = None
+    ) -> LoopSettings:
+        """From ``get_params()``, with the ``'auto'`` epoch counts resolved.
+
+        ``steps_per_epoch`` (optimiser steps of one warm-up epoch) sizes an
+        ``'auto'`` warm-up in steps; None sizes it by the budget alone.
+        """
         names = [name for name in cls.__dataclass_fields__ if name in params]
         values = {name: params[name] for name in names}
         max_epochs = values["max_epochs"]
         if values.get("warmup_epochs", "auto") == "auto":
-            values["warmup_epochs"] = auto_warmup_epochs(max_epochs)
+            values["warmup_epochs"] = auto_warmup_epochs(max_epochs, steps_per_epoch)
         values["max_warmup_epochs"] = warmup_limit(
             max_epochs,
             values["warmup_epochs"],

@@ -11,7 +11,10 @@ warm-up to the evidence (the loss split becoming bimodal, see
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
+    "AUTO_WARMUP_STEPS",
     "MAX_AUTO_RAMPUP",
     "MAX_AUTO_WARMUP",
     "auto_rampup_epochs",
@@ -23,21 +26,34 @@ __all__ = [
 # (CIFAR-10) and a 16-epoch ramp-up.
 MAX_AUTO_WARMUP = 10
 MAX_AUTO_RAMPUP = 16
+# Optimiser steps per net that an 'auto' warm-up aims for (see
+# auto_warmup_epochs): the measured good warm-ups of digits (10 x 20 steps)
+# and of Fashion-MNIST images (2-3 x 94 steps).
+AUTO_WARMUP_STEPS = 200
 
 
-def auto_warmup_epochs(max_epochs: int) -> int:
+def auto_warmup_epochs(max_epochs: int, steps_per_epoch: int | None = None) -> int:
     """The scheduled warm-up of ``warmup_epochs='auto'``.
 
-    The paper's 10 epochs when the budget has room for them, else half the
-    budget (at least 1): a 3-epoch trial warms up for one epoch and reaches
-    MixMatch. Warm-up then goes on while the losses are not bimodal yet and
-    their separation still grows (up to :func:`warmup_limit`). A tenth of
-    the budget was tried first: on digits (30 epochs, MLP) at 80 % symmetric
-    noise it cost 11 points of test accuracy against the paper's 10 epochs
-    (mean of 3 seeds, 75.9 against 86.9 %), and on Fashion-MNIST images it
-    gained nothing measurable (``docs/benchmarks.md``, ablations).
+    Enough epochs for :data:`AUTO_WARMUP_STEPS` optimiser steps per net (at
+    least one epoch), and never more than the paper's 10 or half the budget:
+    a 3-epoch trial warms up for one epoch and reaches MixMatch. Warm-up
+    then goes on while the losses are not bimodal yet and their separation
+    still grows (up to :func:`warmup_limit`). Without ``steps_per_epoch``
+    the step count plays no part (the paper's 10, or half the budget).
+
+    Counted in epochs alone, one warm-up does not fit two data sets: on
+    digits (MLP, 20 steps an epoch) a 2-epoch warm-up cost 0.3-3.2 points
+    against 10 epochs on every noise row, while on Fashion-MNIST images (CNN,
+    94 steps an epoch) the 10-epoch warm-up cost 1.4-2.3 points against 2-3
+    epochs (``docs/benchmarks.md``, issue 17's ablations). Both good choices
+    are about 200 steps.
     """
-    return int(max(1, min(MAX_AUTO_WARMUP, max_epochs // 2)))
+    longest = max(1, min(MAX_AUTO_WARMUP, max_epochs // 2))
+    if steps_per_epoch is None:
+        return int(longest)
+    wanted = math.ceil(AUTO_WARMUP_STEPS / max(int(steps_per_epoch), 1))
+    return int(min(longest, max(1, wanted)))
 
 
 def warmup_limit(max_epochs: int, warmup_epochs: int, max_warmup_epochs) -> int:

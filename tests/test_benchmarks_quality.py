@@ -217,26 +217,3 @@ def test_report_keeps_forms_apart_and_marks_cells_not_run(quality, tmp_path):
         for kind in ("accuracy", "detection")
         for form in ("images", "vectors")
     }
-
-
-def test_dividemix_cells_keep_their_keys_while_the_defaults_resolve_the_same():
-    from benchmarks.quality import (
-        FULL,
-        LEGACY_DEFAULTS,
-        _resolved_training,
-        dividemix_defaults,
-    )
-    from benchmarks.quality_methods import Budget
-    from sklearn_dividemix import DivideMixClassifier
-
-    # 'auto' warm-up resolves to the paper's 10 at the report's budgets
-    for suite in FULL:
-        assert dividemix_defaults(suite.budget) is None
-    # a budget where the defaults differ from those of version 0.2 gets a
-    # digest, so its cached runs are not reused
-    short = Budget(max_epochs=6)
-    assert dividemix_defaults(short) is not None
-    params = DivideMixClassifier().get_params()
-    assert _resolved_training(params, short) != _resolved_training(
-        {**params, **LEGACY_DEFAULTS}, short
-    )

@@ -5,6 +5,7 @@ import warnings
 import pytest
 
 from sklearn_dividemix import DivideMixClassifier, UntrustedFitWarning
+from sklearn_dividemix._epoch_sample import epoch_steps
 from sklearn_dividemix._epochs import LoopSettings
 from sklearn_dividemix._schedule import (
     auto_rampup_epochs,
@@ -19,6 +20,37 @@ from sklearn_dividemix._schedule import (
 )
 def test_auto_warmup_is_the_papers_10_or_half_a_short_budget(max_epochs, expected):
     assert auto_warmup_epochs(max_epochs) == expected
+
+
+@pytest.mark.parametrize(
+    "max_epochs, steps_per_epoch, expected",
+    [
+        (30, 20, 10),  # digits (MLP, 1,257 samples): the paper's 10 epochs
+        (20, 94, 3),  # 6,000 images: about 200 steps
+        (40, 157, 2),  # 10,000 images
+        (300, 782, 1),  # CIFAR-10's 50,000: one epoch is 782 steps
+        (4, 20, 2),  # never more than half the budget
+        (30, 1, 10),  # nor more than the paper's 10
+        (1, 1000, 1),  # at least one epoch
+    ],
+)
+def test_auto_warmup_counts_optimiser_steps(max_epochs, steps_per_epoch, expected):
+    assert auto_warmup_epochs(max_epochs, steps_per_epoch) == expected
+    # more steps an epoch never asks for a longer warm-up
+    assert auto_warmup_epochs(max_epochs, steps_per_epoch + 1) <= expected
+
+
+@pytest.mark.parametrize(
+    "n_samples, samples_per_epoch, batch_size, expected",
+    [
+        (6000, None, 64, 94),
+        (1257, None, 64, 20),
+        (60000, 6400, 64, 100),
+        (10, 0.5, 64, 1),
+    ],
+)
+def test_epoch_steps(n_samples, samples_per_epoch, batch_size, expected):
+    assert epoch_steps(samples_per_epoch, n_samples, batch_size) == expected
 
 
 @pytest.mark.parametrize(
@@ -48,6 +80,10 @@ def test_loop_settings_resolve_the_auto_epochs():
     params = DivideMixClassifier(max_epochs=5).get_params()
     settings = LoopSettings.from_params(params)
     assert settings.warmup_epochs == 2 and settings.max_warmup_epochs == 2
+    # with the steps of an epoch known, 'auto' aims at AUTO_WARMUP_STEPS
+    params = DivideMixClassifier(max_epochs=20).get_params()
+    settings = LoopSettings.from_params(params, steps_per_epoch=94)
+    assert settings.warmup_epochs == 3 and settings.max_warmup_epochs == 10
     # an 'auto' ramp-up is resolved when warm-up ends, from the epochs left
     params = DivideMixClassifier(rampup_epochs="auto").get_params()
     assert LoopSettings.from_params(params).rampup_epochs == "auto"

@@ -1,0 +1,185 @@
+"""The quality benchmark's cache of finished runs: keys and lookups.
+
+Every finished run is one JSON line, found again by the key of its cell (data
+set, sizes, noise, seed, method, budget). A DivideMix cell's key also holds
+a digest of the training settings DivideMix's defaults resolve to for it
+(:func:`dividemix_defaults`), so a run is not reused once the defaults change
+what such a fit does.
+
+A DivideMix run is found a second way, by what its fit resolved to: a run
+made with explicit parameters (a candidate, ``--dividemix name=value``)
+stands for the default cell once the defaults resolve to exactly those
+settings, whichever way each was spelt. Runs from before the digest existed
+carry none and are only found by their own key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from sklearn_dividemix import DivideMixClassifier
+from sklearn_dividemix._epoch_sample import epoch_steps
+from sklearn_dividemix._epochs import LoopSettings
+
+from .quality_methods import Budget
+
+__all__ = [
+    "LEGACY_DEFAULTS",
+    "RunCache",
+    "cell_key",
+    "dividemix_defaults",
+    "resolved_training",
+]
+
+# The defaults before the digest was recorded (version 0.2): what older
+# cached runs ran under. Parameters added since default to their old
+# behaviour (steps_per_epoch='labeled', noise_floor=False); parameters whose
+# default changed since are listed with their 0.2 value.
+LEGACY_DEFAULTS = {
+    "warmup_epochs": 10,
+    "rampup_epochs": 16,
+    "division": "global",
+    "lambda_u": "auto",
+    "alpha": 0.5,
+    "steps_per_epoch": "labeled",
+    "noise_floor": False,
+}
+# Parameters outside the loop's settings that a cell's digest covers.
+_OTHER_SETTINGS = ("lr", "batch_size", "augment", "normalize", "optimizer")
+# The fields of a cell (see benchmarks.quality._cell), and the digest's.
+DIGEST = "dividemix_defaults"
+
+
+def resolved_training(params: dict, budget: Budget, n_train: int | None) -> list:
+    """The training settings a fit of ``budget`` resolves ``params`` to.
+
+    ``n_train`` (the training set's size) sizes an ``'auto'`` warm-up in
+    optimiser steps, as a fit does; None resolves it by the budget alone.
+    """
+    params = {**params, **asdict(budget), **budget.dividemix}
+    params.pop("dividemix")
+    steps = None
+    if n_train is not None:
+        steps = epoch_steps(params.get("samples_per_epoch"), n_train, budget.batch_size)
+    settings = asdict(LoopSettings.from_params(params, steps))
+    if settings["samples_per_epoch"] is None:
+        # added later, and a no-op unset: the digests of earlier runs stand
+        del settings["samples_per_epoch"], settings["divide_over"]
+    return sorted([*settings.items(), *((k, params.get(k)) for k in _OTHER_SETTINGS)])
+
+
+def _digest(settings: list) -> str:
+    return hashlib.sha256(repr(settings).encode()).hexdigest()[:12]
+
+
+def dividemix_defaults(budget: Budget, n_train: int | None = None) -> str | None:
+    """A digest of the training settings DivideMix's defaults resolve to here.
+
+    Part of a DivideMix cell's key: a run cached under one set of defaults is
+    not reused once the defaults change what a fit of this budget does (a
+    cell's budget only lists the parameters the suite pins). Settings are
+    compared as resolved for the budget and the training set's size ('auto'
+    epoch counts included), so a default that changes nothing here keeps the
+    keys; None when they are those of the defaults before the digest was
+    recorded, whose runs carry no digest.
+    """
+    params = DivideMixClassifier().get_params()
+    now = resolved_training(params, budget, n_train)
+    if now == resolved_training({**params, **LEGACY_DEFAULTS}, budget, n_train):
+        return None
+    return _digest(now)
+
+
+def cell_key(cell: dict) -> str:
+    """The key a cell's run is cached under."""
+    text = json.dumps(cell, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _settings_key(cell: dict) -> str | None:
+    """The key of what a DivideMix cell's fit resolves to, however spelt.
+
+    The cell without its explicit parameters, keyed with the digest of its
+    resolved settings: its own digest where it has one (the settings of the
+    defaults it ran under), else those of the 0.2 defaults with its explicit
+    parameters (what a cell without a digest ran, or runs now). None where an
+    explicit parameter lies outside what a digest covers.
+    """
+    explicit = cell["budget"].get("dividemix", {})
+    covered = {*LoopSettings.__dataclass_fields__, *_OTHER_SETTINGS}
+    if any(name not in covered for name in explicit):
+        return None
+    digest = cell.get(DIGEST)
+    if digest is None:
+        budget = Budget(**cell["budget"])
+        params = {**DivideMixClassifier().get_params(), **LEGACY_DEFAULTS}
+        digest = _digest(resolved_training(params, budget, cell.get("n_train")))
+    rest = {k: v for k, v in cell.items() if k != DIGEST}
+    budget = {k: v for k, v in cell["budget"].items() if k != "dividemix"}
+    return cell_key({**rest, "budget": budget, "resolved settings": digest})
+
+
+class RunCache:
+    """The runs of one JSON-lines file, found by cell.
+
+    Parameters
+    ----------
+    path : Path
+        The cache file; created on the first :meth:`add`.
+    cell_fields : tuple of str
+        The fields of a run that make up its cell.
+    resolved_methods : tuple of str
+        Methods whose runs are also found by their resolved settings.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        cell_fields: tuple[str, ...],
+        resolved_methods: tuple[str, ...] = ("dividemix",),
+    ) -> None:
+        self.path = Path(path)
+        self.cell_fields = cell_fields
+        self.resolved_methods = resolved_methods
+        self._runs: dict[str, dict] = {}
+        self._by_settings: dict[str, dict] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                if line.strip():
+                    self._index(json.loads(line))
+
+    def _index(self, run: dict) -> None:
+        self._runs[run["key"]] = run
+        cell = {k: run[k] for k in self.cell_fields if k in run}
+        settings = self._settings_key(cell)
+        if settings is not None:
+            # the first run made of these settings stands for all spellings
+            self._by_settings.setdefault(settings, run)
+
+    def _settings_key(self, cell: dict) -> str | None:
+        if cell.get("method") not in self.resolved_methods:
+            return None
+        return _settings_key(cell)
+
+    def get(self, cell: dict) -> dict | None:
+        """The cached run of ``cell``, or of a cell resolving to the same fit."""
+        run = self._runs.get(cell_key(cell))
+        if run is None and (settings := self._settings_key(cell)) is not None:
+            run = self._by_settings.get(settings)
+        return run
+
+    def add(self, cell: dict, result: dict) -> dict:
+        """Append a finished run of ``cell``; return it."""
+        run = {"key": cell_key(cell), **cell, **result}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(run, default=str) + "\n")
+        self._index(run)
+        return run
+
+    def all_runs(self) -> list[dict]:
+        """Every run in the file, the last of each key."""
+        return list(self._runs.values())

@@ -1,0 +1,73 @@
+"""The quality benchmark's run cache: the defaults' digest and its lookups."""
+
+from dataclasses import asdict
+
+import pytest
+
+pytest.importorskip("cleanlab", reason="cleanlab is an optional benchmark dependency")
+
+from benchmarks.quality_cache import (  # noqa: E402
+    LEGACY_DEFAULTS,
+    RunCache,
+    cell_key,
+    dividemix_defaults,
+    resolved_training,
+)
+from benchmarks.quality_methods import Budget  # noqa: E402
+from sklearn_dividemix import DivideMixClassifier  # noqa: E402
+
+FIELDS = ("dataset", "n_train", "seed", "method", "budget", "dividemix_defaults")
+
+
+def _cell(budget: Budget, n_train: int, seed: int = 0) -> dict:
+    cell = {"dataset": "toy", "n_train": n_train, "seed": seed, "method": "dividemix"}
+    cell["budget"] = asdict(budget)
+    digest = dividemix_defaults(budget, n_train)
+    return {**cell, **({} if digest is None else {"dividemix_defaults": digest})}
+
+
+def test_the_digest_follows_what_the_defaults_resolve_to():
+    params = DivideMixClassifier().get_params()
+    budget = Budget(max_epochs=20)
+    # 'auto' warms up for 10 epochs at 20 optimiser steps an epoch, and for 3
+    # at 94: different fits, different digests
+    warmup = {n: dict(resolved_training(params, budget, n)) for n in (1257, 6000)}
+    assert warmup[1257]["warmup_epochs"] == 10 and warmup[6000]["warmup_epochs"] == 3
+    assert dividemix_defaults(budget, 6000) is not None
+    assert dividemix_defaults(budget, 6000) != dividemix_defaults(budget, 1257)
+    # the legacy defaults resolve to 0.2's fixed schedule
+    legacy = dict(resolved_training({**params, **LEGACY_DEFAULTS}, budget, 6000))
+    assert legacy["warmup_epochs"] == 10 and legacy["division"] == "global"
+    # a budget where the defaults differ from 0.2's gets a digest
+    assert dividemix_defaults(Budget(max_epochs=6)) is not None
+
+
+def test_a_run_is_found_by_its_settings_however_spelt(tmp_path):
+    cache = RunCache(tmp_path / "runs.jsonl", FIELDS)
+    # 94 steps an epoch: warmup_epochs=3 is what 'auto' resolves to
+    explicit = _cell(Budget(max_epochs=20, dividemix={"warmup_epochs": 3}), 6000)
+    default = _cell(Budget(max_epochs=20), 6000)
+    assert cell_key(explicit) != cell_key(default)
+    assert cache.get(default) is None
+    run = cache.add(explicit, {"test_accuracy": 0.9})
+    assert cache.get(explicit) == run
+    assert cache.get(default) == run
+    # read back from the file, the same
+    again = RunCache(tmp_path / "runs.jsonl", FIELDS)
+    assert again.get(default)["test_accuracy"] == 0.9
+    assert again.all_runs() == [run]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"warmup_epochs": 4},  # another fit
+        {"module": "resnet18"},  # outside what the digest covers
+    ],
+)
+def test_other_settings_are_not_found(tmp_path, other):
+    cache = RunCache(tmp_path / "runs.jsonl", FIELDS)
+    cache.add(_cell(Budget(max_epochs=20, dividemix={"warmup_epochs": 3}), 6000), {})
+    assert cache.get(_cell(Budget(max_epochs=20, dividemix=other), 6000)) is None
+    # nor another seed of the same settings
+    assert cache.get(_cell(Budget(max_epochs=20), 6000, seed=1)) is None
