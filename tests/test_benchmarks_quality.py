@@ -67,6 +67,12 @@ def test_quick_mode_writes_every_run_with_its_metrics(quick_run):
         # oracle runs once per seed, filed under the grid's first noise (sym 20 %)
         expected = (0.40, 0.50) if run["method"] != "oracle" else (0.12, 0.25)
         assert expected[0] < run["realized_noise"] < expected[1]
+        if run["method"] == "dividemix":
+            # the estimate from test labels noised as the training ones were:
+            # at sym 50 % they agree with about half of the predictions
+            estimate = run["extra"]["estimate"]
+            assert 0.0 <= estimate["estimated_clean_accuracy"] <= 1.0
+            assert estimate["noisy_test_accuracy"] < run["test_accuracy"] - 0.2
         if run["method"] in ("dividemix", "cleanlearning"):
             assert set(run["detection"]) == DETECTION_KEYS
             assert 0.0 <= run["detection"]["f1"] <= 1.0
