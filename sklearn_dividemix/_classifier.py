@@ -69,9 +69,11 @@ class DivideMixClassifier(
         Total epochs, warm-up included (paper: 300 on CIFAR).
     warmup_epochs : int or 'auto', default='auto'
         Epochs of plain cross-entropy before the first division. ``'auto'``
-        is the paper's 10, or half of a shorter budget (at least 1), so that
-        any budget from 2 epochs reaches MixMatch; extended while the
-        evidence asks for it (``max_warmup_epochs``). See :ref:`parameters`.
+        is enough epochs for about 200 optimiser steps per net, at least 1
+        and at most the paper's 10 or half the budget (10 epochs on 1,257
+        samples, 3 on 6,000, at batch size 64), so that any budget from 2
+        epochs reaches MixMatch; extended while the evidence asks for it
+        (``max_warmup_epochs``). See :ref:`parameters`.
     max_warmup_epochs : int or 'auto', default='auto'
         Most epochs warm-up may last while the losses are not yet bimodal and
         their separation still grows. ``'auto'`` is ``max(warmup_epochs,
