@@ -52,7 +52,7 @@ from ._common import (
 )
 from .quality_cache import RunCache, cell_key, dividemix_defaults
 from .quality_data import Dataset, load_dataset
-from .quality_methods import METHODS, Budget, fit_method
+from .quality_methods import BASELINE_VIEWS, METHODS, Budget, fit_method
 from .quality_report import write_report
 
 SCHEMA_VERSION = 1
@@ -209,7 +209,10 @@ CELL_FIELDS = (
     "budget",
     "input_standardised",
     "dividemix_defaults",
+    "baseline_views",
 )
+# The methods whose cells hold the digest of DivideMix's defaults.
+DIVIDEMIX = ("dividemix", TIMED)
 
 
 def _cell(suite: Suite, data: Dataset, noise: str, seed: int, method: str) -> dict:
@@ -230,9 +233,10 @@ def _cell(suite: Suite, data: Dataset, noise: str, seed: int, method: str) -> di
         "budget": asdict(suite.budget),
         # only where set, so that the keys of earlier suites stay valid
         **({"input_standardised": True} if suite.standardise else {}),
+        **({"baseline_views": BASELINE_VIEWS} if method != "dividemix" else {}),
         **(
             {"dividemix_defaults": digest}
-            if method in ("dividemix", TIMED)
+            if method in DIVIDEMIX
             and (digest := dividemix_defaults(suite.budget, len(data.X_train)))
             is not None
             else {}
@@ -296,7 +300,7 @@ def run_suites(
     Returns the runs (cached or new) and the cells still missing: none unless
     ``run_missing=False``, which only reads the cache.
     """
-    cache = RunCache(cache_path, CELL_FIELDS, ("dividemix", TIMED))
+    cache = RunCache(cache_path, CELL_FIELDS, DIVIDEMIX)
     runs, missing = [], []
     for suite in suites:
         data = _suite_data(suite)
@@ -475,7 +479,7 @@ def main(argv=None) -> dict:
     }
     write_json(paths["json"], result)
     # every cached run, for the ablation tables (not copied into the JSON)
-    all_runs = RunCache(paths["cache"], CELL_FIELDS, ("dividemix", TIMED)).all_runs()
+    all_runs = RunCache(paths["cache"], CELL_FIELDS, DIVIDEMIX).all_runs()
     report = {**result, "all_runs": all_runs}
     paths.update(write_report(report, paths["markdown"], paths["images"]))
     print(f"Wrote {paths['json']} and {paths['markdown']}")

@@ -29,9 +29,19 @@ from sklearn_dividemix._augment import resolve_augment
 
 from ._common import module_spec
 
-__all__ = ["AugmentedModule", "Budget", "fit_method", "METHODS"]
+__all__ = [
+    "AugmentedModule",
+    "BASELINE_VIEWS",
+    "Budget",
+    "METHODS",
+    "dividemix_views",
+    "fit_method",
+]
 
 METHODS = ("dividemix", "cross_entropy", "cleanlearning", "oracle")
+# Part of a baseline cell's key since the baselines got DivideMix's own views
+# (see dividemix_views); runs without it had jitter of 0.1 on every input.
+BASELINE_VIEWS = "as dividemix"
 
 
 @dataclass
@@ -102,12 +112,28 @@ class TensorBatches:
         return n_batches - int(self.shuffle and ends_with_one)
 
 
+def dividemix_views(X: np.ndarray):
+    """The augmentation DivideMix's ``augment='auto'`` makes for ``X``.
+
+    Crops (and flips, for three channels) for images; for feature rows,
+    Gaussian jitter of 10 % of each feature's sample standard deviation
+    (``ddof=1``, as the estimator's running moments compute it). Until 0.3
+    the baselines passed the data where the sample shape belongs, so every
+    input, images included, got jitter of 0.1 instead: their runs are keyed
+    apart (``BASELINE_VIEWS``).
+    """
+    if X.ndim == 4:
+        return resolve_augment("auto", X.shape[1:])
+    std = torch.from_numpy(X.astype(np.float64).std(axis=0, ddof=1))
+    return resolve_augment("auto", X.shape[1:], std.float())
+
+
 def make_cross_entropy_net(
     X: np.ndarray, n_classes: int, budget: Budget
 ) -> NeuralNetClassifier:
     """The plain skorch baseline with the shared module, views and schedule."""
     inner, inner_kwargs = module_spec(X, n_classes)
-    augment = resolve_augment("auto", torch.from_numpy(X))
+    augment = dividemix_views(X)
     milestone = budget.max_epochs // 2
     return NeuralNetClassifier(
         AugmentedModule,

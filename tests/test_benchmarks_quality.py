@@ -2,7 +2,9 @@
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("cleanlab", reason="cleanlab is an optional benchmark dependency")
 pytest.importorskip("matplotlib")
@@ -59,7 +61,9 @@ def test_quick_mode_writes_every_run_with_its_metrics(quick_run):
         ["dividemix", "cross_entropy", "cleanlearning", "oracle"]
     )
     for run in runs:
-        assert set(run) == RUN_KEYS
+        # baselines are keyed by their views (those of DivideMix since 0.3)
+        baseline = run["method"] != "dividemix"
+        assert set(run) == RUN_KEYS | ({"baseline_views"} if baseline else set())
         assert run["dataset"] == "digits"
         assert 0.0 <= run["test_accuracy"] <= 1.0
         assert run["fit_seconds"] > 0
@@ -223,3 +227,29 @@ def test_report_keeps_forms_apart_and_marks_cells_not_run(quality, tmp_path):
         for kind in ("accuracy", "detection")
         for form in ("images", "vectors")
     }
+
+
+@pytest.mark.parametrize("shape", [(6, 1, 28, 28), (6, 3, 32, 32), (40, 64)])
+def test_baselines_get_the_views_dividemix_makes(shape):
+    from benchmarks.quality_methods import dividemix_views
+    from sklearn_dividemix import DivideMixClassifier
+    from sklearn_dividemix._augment import resolve_augment
+    from sklearn_dividemix._setup import validate_training_data
+
+    X = np.random.RandomState(0).rand(*shape).astype(np.float32) * 3
+    y = np.arange(shape[0]) % 2
+    # what the estimator resolves augment='auto' to for this input
+    clf = DivideMixClassifier(device="cpu")
+    fit_input, _, _ = validate_training_data(clf, X, y, "cpu")
+    theirs = resolve_augment(
+        "auto", fit_input.module_shape, fit_input.feature_std("cpu")
+    )
+    ours = dividemix_views(X)
+    assert type(ours) is type(theirs)
+    assert vars(ours).keys() == vars(theirs).keys()
+    for name, value in vars(ours).items():
+        other = vars(theirs)[name]
+        if isinstance(value, torch.Tensor):
+            np.testing.assert_allclose(value, other, rtol=1e-5)
+        else:
+            assert value == other

@@ -18,15 +18,33 @@ once per division:
 ``global``, ``per_class`` and ``balanced`` are the estimator's ``division``
 options; runs are keyed by the names above, so the cached runs of
 ``per_class_raw`` (made when it swapped the splitter by monkeypatching) and
-new ones are one row. Every finished run is
-appended to a JSON-lines cache, so an interrupted benchmark resumes; at the
-end the runs go to ``benchmarks/results/long_tail.json`` and a table to
-``docs/long_tail.md``.
+new ones are one row.
+
+Beside them, two baselines with the same module, inputs and budget
+(:mod:`.long_tail_baselines`): plain cross-entropy on the noisy labels
+(``cross_entropy``) and the same with class-balanced sampling
+(``cross_entropy_balanced``). ``--dividemix NAME=VALUE ... --tag TAG`` adds a
+DivideMix row of the study's settings plus those parameters, cached under
+``TAG`` (a tag names one set of parameters: asking for a cached tag with
+others is an error).
+
+Every finished run is appended to a JSON-lines cache, keyed by
+:func:`~.long_tail_report.run_key`, so an interrupted benchmark resumes; at
+the end the runs go to ``benchmarks/results/long_tail.json`` and the tables
+(:mod:`.long_tail_report`) to ``docs/long_tail.md``.
 
 Usage (from the repository root)::
 
     nice -n 10 python -m benchmarks.studies.long_tail      # Fashion-MNIST, 20 and 50
     nice -n 10 python -m benchmarks.studies.long_tail --datasets mnist
+    # the baselines alone, for the cells the cache has
+    nice -n 10 python -m benchmarks.studies.long_tail --datasets fashion_mnist \
+        mnist --seeds 0 1 2 --divisions
+    # a candidate default, as one more row
+    nice -n 10 python -m benchmarks.studies.long_tail --datasets fashion_mnist \
+        mnist --seeds 0 1 2 --divisions --dividemix \
+        division=per_class lambda_u=0 alpha=0 steps_per_epoch=all \
+        noise_floor=auto --tag candidate
     python -m benchmarks.studies.long_tail --sizes  # smallest class for a mixture
 """
 
@@ -34,12 +52,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
@@ -47,9 +67,11 @@ from sklearn_dividemix._class_division import MIN_CLASS_SIZE, divide_losses_per_
 from sklearn_dividemix._division import divide_losses, normalize_losses
 
 from .. import _pages
-from .._common import ROOT, machine_info, write_json
+from .._common import ROOT, machine_info, parse_param, write_json
 from .._data import archive, flat
-from .._pages import points, table_head, table_row
+from .._pages import points
+from .long_tail_baselines import BASELINES, dividemix_budget, fit_baseline
+from .long_tail_report import markdown, run_key, summarize
 
 LARGEST_CLASS = 1500
 NOISE_RATE = 0.4
@@ -92,11 +114,21 @@ def _f1(is_flipped, flagged, mask) -> float:
     return float(f1_score(is_flipped[mask], flagged[mask], zero_division=0.0))
 
 
+def accuracies(predicted: np.ndarray, y_test: np.ndarray) -> dict:
+    """Test accuracy, balanced accuracy and each class's accuracy."""
+    return {
+        "test_accuracy": float(np.mean(predicted == y_test)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_test, predicted)),
+        "class_accuracy": [
+            float(np.mean(predicted[y_test == c] == c)) for c in np.unique(y_test)
+        ],
+    }
+
+
 def measure(clf, y_true, y_noisy, X_test, y_test, rare) -> dict:
     """Detection on the rare half, test accuracies, per-class figures."""
     flagged, is_flipped = ~clf.clean_mask_, y_noisy != y_true
     given_rare, true_rare = np.isin(y_noisy, rare), np.isin(y_true, rare)
-    predicted = clf.predict(X_test)
     classes = np.unique(y_test)
     return {
         "f1_rare_given": _f1(is_flipped, flagged, given_rare),
@@ -106,11 +138,7 @@ def measure(clf, y_true, y_noisy, X_test, y_test, rare) -> dict:
         "f1_kept_rare_given": _f1(~is_flipped, ~flagged, given_rare),
         "clean_rare_flagged": float(flagged[true_rare & ~is_flipped].mean()),
         "flagged_fraction": float(flagged.mean()),
-        "test_accuracy": float(np.mean(predicted == y_test)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_test, predicted)),
-        "class_accuracy": [
-            float(np.mean(predicted[y_test == c] == c)) for c in classes
-        ],
+        **accuracies(clf.predict(X_test), y_test),
         "class_flagged": [float(flagged[y_noisy == c].mean()) for c in classes],
         "class_wrong": [float(is_flipped[y_noisy == c].mean()) for c in classes],
         # the flags themselves, so that other metrics can be computed later
@@ -118,24 +146,42 @@ def measure(clf, y_true, y_noisy, X_test, y_test, rare) -> dict:
     }
 
 
-def run_one(name: str, imbalance: float, division: str, seed: int, epochs: int):
+def noisy_cell(name: str, imbalance: float, seed: int) -> tuple:
+    """``X, y_true, y_noisy, X_test, y_test`` of one (data, imbalance, seed)."""
     X, y_true, X_test, y_test = load_long_tail(name, imbalance)
     y_noisy, _ = make_noisy_labels(
         y_true, noise_rate=NOISE_RATE, kind="symmetric", random_state=seed
     )
+    return X, y_true, y_noisy, X_test, y_test
+
+
+def run_one(
+    name: str,
+    imbalance: float,
+    division: str,
+    seed: int,
+    epochs: int,
+    params: dict | None = None,
+    tag: str | None = None,
+) -> dict:
+    """One DivideMix fit: ``division`` (a key of DIVISIONS), or the study's
+    settings plus ``params`` cached under ``tag``."""
+    X, y_true, y_noisy, X_test, y_test = noisy_cell(name, imbalance, seed)
+    settings = {"division": division, **(params or {})}
+    division = settings["division"]
+    settings["division"] = DIVISIONS.get(division, division)
     clf = DivideMixClassifier(
-        max_epochs=epochs,
-        normalize=False,
-        division=DIVISIONS[division],
-        device="cpu",
-        random_state=seed,
-    )
+        max_epochs=epochs, normalize=False, device="cpu", random_state=seed
+    ).set_params(**settings)
     start = time.perf_counter()
     clf.fit(X, y_noisy)
     seconds = time.perf_counter() - start
     n_classes = len(clf.classes_)
     rare = np.arange(n_classes)[n_classes // 2 :]
     run = {"dataset": name, "imbalance": imbalance, "division": division}
+    if tag is not None:
+        run |= {"tag": tag, "params": params or {}}
+        run |= {"lambda_u_": clf.lambda_u_, "noise_floor_": clf.noise_floor_}
     run |= {"seed": seed, "epochs": epochs, "n_train": len(y_true), "fit_s": seconds}
     run["notes"] = sorted({n for row in clf.history_ for n in row.get("notes", [])})
     run["trusted"] = bool(clf.fit_verdict_["trusted"])
@@ -144,8 +190,25 @@ def run_one(name: str, imbalance: float, division: str, seed: int, epochs: int):
     return run | measure(clf, y_true, y_noisy, X_test, y_test, rare)
 
 
-def _key(run: dict) -> tuple:
-    return run["dataset"], run["imbalance"], run["division"], run["seed"], run["epochs"]
+def run_baseline(
+    name: str, imbalance: float, baseline: str, seed: int, epochs: int
+) -> dict:
+    """One baseline fit (a key of BASELINES) on the noisy labels of a cell."""
+    X, y_true, y_noisy, X_test, y_test = noisy_cell(name, imbalance, seed)
+    start = time.perf_counter()
+    net = fit_baseline(baseline, X, y_noisy, epochs=epochs, seed=seed)
+    seconds = time.perf_counter() - start
+    budget = dividemix_budget(epochs)
+    run = {"dataset": name, "imbalance": imbalance, "baseline": baseline}
+    run |= {"seed": seed, "epochs": epochs, "n_train": len(y_true), "fit_s": seconds}
+    run |= {"lr": budget.lr, "batch_size": budget.batch_size}
+    run |= {"lr_decay": budget.lr_decay, "sampling": _SAMPLING[BASELINES[baseline]]}
+    return run | accuracies(net.predict(X_test), y_test)
+
+
+_SAMPLING = {False: "shuffled", True: "class-balanced, with replacement"}
+# the cache key of a run: (dataset, imbalance, row name, seed, epochs)
+_key = run_key
 
 
 def load_cache(path: Path) -> list[dict]:
@@ -155,161 +218,21 @@ def load_cache(path: Path) -> list[dict]:
 
 
 def print_run(run: dict) -> None:
+    detection = ""
+    if "f1_rare_given" in run:
+        detection = (
+            f"rare F1 {run['f1_rare_given']:.3f} (true-class "
+            f"{run['f1_rare_true']:.3f}, kept {run['f1_kept_rare_given']:.3f}), "
+            f"clean rare flagged {run['clean_rare_flagged']:.1%}, "
+        )
     print(
-        f"{run['dataset']:>13} x{run['imbalance']:<3g} {run['division']:>13} "
-        f"s{run['seed']}: rare F1 {run['f1_rare_given']:.3f} "
-        f"(true-class {run['f1_rare_true']:.3f}, kept {run['f1_kept_rare_given']:.3f})"
-        f", clean rare flagged "
-        f"{run['clean_rare_flagged']:.1%}, test {run['test_accuracy']:.4f}, "
+        f"{run['dataset']:>13} x{run['imbalance']:<3g} {_key(run)[2]:>22} "
+        f"s{run['seed']}: {detection}test {run['test_accuracy']:.4f}, "
         f"balanced {run['balanced_accuracy']:.4f}, per class "
         + " ".join(f"{a:.2f}" for a in run["class_accuracy"])
         + f"  ({run['fit_s']:.0f} s)",
         flush=True,
     )
-
-
-def summarize(runs: list[dict]) -> list[dict]:
-    """Mean over seeds per (dataset, imbalance, division), deltas to global."""
-    groups: dict[tuple, list[dict]] = {}
-    for run in runs:
-        groups.setdefault(_key(run)[:3], []).append(run)
-    metrics = ("f1_rare_given", "f1_rare_true", "f1_kept_rare_given", "f1_all")
-    metrics += ("clean_rare_flagged",)
-    metrics += ("test_accuracy", "balanced_accuracy")
-    rows = []
-    for (dataset, imbalance, division), members in groups.items():
-        row = {"dataset": dataset, "imbalance": imbalance, "division": division}
-        row["n_seeds"] = len(members)
-        for metric in (*metrics, "class_accuracy"):
-            row[metric] = np.mean([m[metric] for m in members], axis=0).tolist()
-        rows.append(row)
-    base = {
-        (r["dataset"], r["imbalance"]): r for r in rows if r["division"] == "global"
-    }
-    for row in rows:
-        ref = base.get((row["dataset"], row["imbalance"]))
-        for metric in ("f1_rare_given", "f1_rare_true", "balanced_accuracy"):
-            row[f"delta_{metric}"] = None if ref is None else row[metric] - ref[metric]
-        row["seed_deltas_balanced_accuracy"] = _seed_deltas(runs, row)
-    order = list(DIVISIONS)
-    return sorted(
-        rows, key=lambda r: (r["dataset"], r["imbalance"], order.index(r["division"]))
-    )
-
-
-def _seed_deltas(runs: list[dict], row: dict) -> list[float]:
-    """Balanced accuracy minus the global division's, seed by seed."""
-    by_key = {_key(run): run for run in runs}
-    deltas = []
-    for run in runs:
-        if _key(run)[:3] != (row["dataset"], row["imbalance"], row["division"]):
-            continue
-        ref = by_key.get((run["dataset"], run["imbalance"], "global", *_key(run)[3:]))
-        if ref is not None:
-            deltas.append(run["balanced_accuracy"] - ref["balanced_accuracy"])
-    return deltas
-
-
-def markdown(rows: list[dict], runs: list[dict]) -> str:
-    """The page ``docs/long_tail.md``: what was run and the table."""
-    lines = table_head(
-        [
-            "data",
-            "imbalance",
-            "division",
-            "seeds",
-            "rare F1 (given)",
-            "vs global",
-            "rare F1 (true class)",
-            "vs global",
-            "kept rare F1",
-            "clean rare flagged",
-            "test acc.",
-            "balanced acc.",
-            "vs global",
-            # the header had no column for these before: its rows had one more
-            "per seed",
-            "per-class test accuracy, % (class 0 largest)",
-        ]
-    )
-    for r in rows:
-        per_class = " ".join(f"{100 * a:.0f}" for a in r["class_accuracy"])
-        cells = [r["dataset"], f"{r['imbalance']:g}", r["division"], r["n_seeds"]]
-        cells += [f"{r['f1_rare_given']:.3f}", points(r["delta_f1_rare_given"])]
-        cells += [f"{r['f1_rare_true']:.3f}", points(r["delta_f1_rare_true"])]
-        cells += [f"{r['f1_kept_rare_given']:.3f}", f"{r['clean_rare_flagged']:.1%}"]
-        cells += [f"{r['test_accuracy']:.4f}", f"{r['balanced_accuracy']:.4f}"]
-        cells += [points(r["delta_balanced_accuracy"])]
-        cells += [" ".join(map(points, r["seed_deltas_balanced_accuracy"])), per_class]
-        lines.append(table_row(cells))
-    epochs = ", ".join(str(e) for e in sorted({run["epochs"] for run in runs}))
-    body = "\n".join(lines) + "\n"
-    return PAGE.format(epochs=epochs, table=body, min_class_size=MIN_CLASS_SIZE)
-
-
-PAGE = """# Division on long-tailed data
-
-Generated by `python -m benchmarks.studies.long_tail`. Training subsets of
-Fashion-MNIST and MNIST whose class sizes fall geometrically from 1,500
-(class 0) to 1,500 / imbalance (class 9); 40 % symmetric noise in the paper's
-sense (the new label drawn from all ten classes); the default MLP on pixels
-scaled to [0, 1] (`normalize=False`), default parameters, {epochs} epochs, on
-a CPU. Test accuracy is on the full, (almost) balanced test set.
-
-Symmetric noise moves the same number of labels *into* every class, so the
-given labels of a rare class are mostly wrong: at imbalance 50, 77-92 % of
-the labels given as one of the three rarest classes are wrong (72 % for
-class 6, shirt, the hardest class of Fashion-MNIST, which sits in the tail).
-
-- *rare F1 (given)*: F1 of the noise flags (`~clean_mask_`) against the true
-  flips, over the samples whose given label is in the rare half (classes 5-9);
-  *vs global*: the difference to the global division, in points.
-- *rare F1 (true class)*: the same over samples whose true class is rare.
-- *kept rare F1*: F1 of the kept labels (`clean_mask_`) against the right
-  ones, over samples whose given label is rare: how clean and how complete
-  the rare classes' labeled set is.
-- *clean rare flagged*: share of the correct labels of rare-class samples
-  that the division calls noisy.
-- *balanced acc.*: `balanced_accuracy_score` on the test set.
-
-Divisions: `global`, the paper's single mixture; `per_class`, a mixture per
-given class on that class's min-max normalised losses, a class of fewer
-than {min_class_size} samples or whose own split is not bimodal (where the
-global one is) taking the global posteriors; `per_class_raw`, the same
-without that trust check; `balanced`, every class keeping the share the
-global split keeps overall, lowest losses first.
-
-{table}
-## Reading the table
-
-Written from the three seeds recorded above.
-
-- The global split's failure is real on Fashion-MNIST: it calls 26-34 % of
-  the right labels of the rare classes wrong, 73-96 % of them in class 6
-  (shirt), whose right labels it flags wholesale in every run.
-  `per_class` keeps most of them: 4 % flagged at imbalance 20, 15 % at 50,
-  where in one seed class 6's own split was not bimodal and the trust check
-  gave it the global posteriors. Hence the large gain in *rare F1 (true
-  class)*. Shirts are not learned for all that (0-20 % test accuracy with
-  every division): most labels given as class 6 are wrong, and it is the
-  hardest class.
-- The balanced accuracy gained at imbalance 50 comes from whole classes that
-  the global split loses in some seeds and the per-class one does not
-  (Fashion-MNIST: ankle boot at seed 1, coat at seed 2, 0 % under `global`;
-  MNIST: digit 8 at seed 0); it varies much between seeds (*per seed*).
-- `per_class` pays on the samples *labelled* rare: keeping more of classes
-  in which most labels are wrong keeps some wrong ones, so *rare F1 (given)*
-  falls by 2.4 points at imbalance 50 on Fashion-MNIST.
-- The trust check (`per_class` against `per_class_raw`) costs no accuracy
-  and loses less detection on the labelled-rare samples: a class whose own
-  losses are one bump is split no better by its own mixture than by the
-  global one.
-- Class-balanced selection (`balanced`) assumes that every class has about
-  the same share of wrong labels. Under symmetric noise on long-tailed data
-  the rare classes have far more, so it keeps many wrong labels there:
-  detection on the samples labelled rare drops by 11-22 points, and the
-  accuracy moves from -8.5 to +2 points with the data set.
-"""
 
 
 def size_check(seed: int = 0) -> None:
@@ -356,55 +279,119 @@ def _bayes_cut(clean_share: float) -> float:
     return float(grid[np.argmax(wrong > clean)])
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The study's arguments; ``--dividemix`` read into ``args.params``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["fashion_mnist"])
     parser.add_argument("--imbalances", nargs="+", type=float, default=[50.0, 20.0])
-    parser.add_argument("--divisions", nargs="+", default=list(DIVISIONS))
+    # nargs="*": "--divisions" alone runs none (e.g. the baselines only)
+    parser.add_argument("--divisions", nargs="*", default=list(DIVISIONS))
+    parser.add_argument("--baselines", nargs="*", default=list(BASELINES))
+    parser.add_argument(
+        "--dividemix",
+        nargs="+",
+        metavar="NAME=VALUE",
+        help="a DivideMix row of the study's settings plus these (needs --tag)",
+    )
+    parser.add_argument("--tag", help="the row name and cache key of --dividemix")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--output-dir", type=Path, default=ROOT)
     parser.add_argument("--sizes", action="store_true", help="only the size check")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    for option, names, known in (
+        ("--divisions", args.divisions, DIVISIONS),
+        ("--baselines", args.baselines, BASELINES),
+    ):
+        if unknown := sorted(set(names) - set(known)):
+            parser.error(f"{option}: unknown {unknown}; known: {list(known)}")
+    if (args.dividemix is None) != (args.tag is None):
+        parser.error("--dividemix and --tag go together")
+    if args.tag in (*DIVISIONS, *BASELINES):
+        parser.error(f"--tag {args.tag!r} is the name of a built-in row")
+    args.params = dict(parse_param(text) for text in args.dividemix or [])
+    if fixed := sorted(set(args.params) & {"max_epochs", "random_state"}):
+        parser.error(f"--dividemix: set {fixed} through --epochs and --seeds")
+    return args
+
+
+def planned(args: argparse.Namespace) -> list[tuple[tuple, functools.partial]]:
+    """The fits asked for, as (cache key, fit) pairs; baselines first."""
+    jobs = []
+    cells = itertools.product(args.datasets, args.imbalances, args.seeds)
+    for name, imbalance, seed in cells:
+        cell, tail = (name, imbalance), (seed, args.epochs)
+        for b in args.baselines:
+            fit = functools.partial(run_baseline, *cell, b, *tail)
+            jobs.append(((*cell, b, *tail), fit))
+        for d in args.divisions:
+            jobs.append(
+                ((*cell, d, *tail), functools.partial(run_one, *cell, d, *tail))
+            )
+        if args.tag is not None:
+            fit = functools.partial(
+                run_one, *cell, "global", *tail, params=args.params, tag=args.tag
+            )
+            jobs.append(((*cell, args.tag, *tail), fit))
+    return jobs
+
+
+def check_tag(runs: list[dict], tag: str | None, params: dict) -> None:
+    """Refuse a tag the cache holds with other parameters."""
+    # through JSON, as the cache holds them (a tuple comes back a list)
+    wanted = json.loads(json.dumps(params))
+    for run in runs:
+        if tag is not None and run.get("tag") == tag and run["params"] != wanted:
+            raise ValueError(
+                f"tag {tag!r} is cached with {run['params']}, not {wanted}; "
+                "choose another tag"
+            )
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the fits the cache lacks, then write the JSON and the page."""
+    args = parse_args(argv)
     if args.sizes:
         size_check()
-        return
+        return []
+    # one thread: on a shared CPU, more oversubscribe and slow every fit
+    torch.set_num_threads(args.threads)
     results = args.output_dir / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
     cache_path = results / "long_tail_runs.jsonl"
     runs = load_cache(cache_path)
+    check_tag(runs, args.tag, args.params)
     done = {_key(run) for run in runs}
-    for name in args.datasets:
-        for imbalance in args.imbalances:
-            for seed in args.seeds:
-                for division in args.divisions:
-                    key = (name, imbalance, division, seed, args.epochs)
-                    if key in done:
-                        continue
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        run = run_one(name, imbalance, division, seed, args.epochs)
-                    print_run(run)
-                    runs.append(run)
-                    with cache_path.open("a") as cache:
-                        cache.write(json.dumps(run) + "\n")
+    for key, fit in planned(args):
+        if key in done:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run = fit()
+        print_run(run)
+        runs.append(run)
+        done.add(key)
+        with cache_path.open("a") as cache:
+            cache.write(json.dumps(run) + "\n")
     write_outputs(runs, args.output_dir)
+    return runs
 
 
 def write_outputs(runs: list[dict], output_dir: Path) -> None:
-    rows = summarize(runs)
+    """``benchmarks/results/long_tail.json`` and ``docs/long_tail.md``."""
+    rows = summarize(runs, order=[*BASELINES, *DIVISIONS])
     payload = {"meta": machine_info(), "summary": rows, "runs": runs}
     write_json(output_dir / "benchmarks" / "results" / "long_tail.json", payload)
-    _pages.write_page(output_dir / "docs" / "long_tail.md", markdown(rows, runs))
+    page = markdown(rows, runs, MIN_CLASS_SIZE)
+    _pages.write_page(output_dir / "docs" / "long_tail.md", page)
     for row in rows:
         print(
-            f"{row['dataset']:>13} x{row['imbalance']:<3g} {row['division']:>13}: "
-            f"rare F1 {row['f1_rare_given']:.3f} "
-            f"({points(row['delta_f1_rare_given'])}), true-class rare F1 "
-            f"{row['f1_rare_true']:.3f} ({points(row['delta_f1_rare_true'])}), "
-            "balanced accuracy "
-            f"{row['balanced_accuracy']:.4f} "
-            f"({points(row['delta_balanced_accuracy'])})"
+            f"{row['dataset']:>13} x{row['imbalance']:<3g} {row['row']:>22}: "
+            f"balanced accuracy {row['balanced_accuracy']:.4f} (vs global "
+            f"{points(row['delta_balanced_accuracy'])}, vs CE "
+            f"{points(row['delta_balanced_accuracy_ce'])}), lost vs CE: "
+            f"{row['lost_vs_ce_seeds']}"
         )
 
 
