@@ -17,10 +17,10 @@ optimizer and epoch budget, four ways to train a classifier on noisy labels:
 - **DivideMix**: `DivideMixClassifier` with its defaults, given only the
   shared budget (`max_epochs`, `batch_size`, `lr`, `lr_decay`, which are its
   defaults too except `max_epochs`, set per data set below) and `random_state`: so
-  `lambda_u='auto'`, `alpha=0.5`, `warmup_epochs='auto'` (about 200
-  optimiser steps: 10 epochs on digits, 3 on 6,000 samples, 2 on 10,000)
-  with the automatic extension, and no `confidence_penalty`, even under
-  asymmetric noise.
+  `division='per_class'`, `lambda_u=0`, `alpha=0`, `steps_per_epoch='all'`,
+  `noise_floor='auto'`, `warmup_epochs='auto'` (about 200 optimiser steps:
+  10 epochs on digits, 3 on 6,000 samples, 2 on 10,000) with the automatic
+  extension, and no `confidence_penalty`, even under asymmetric noise.
 - **cross-entropy**: a skorch `NeuralNetClassifier` (criterion
   `CrossEntropyLoss`) with the same module on the noisy labels.
 - **CleanLearning**: cleanlab's `CleanLearning` around that same skorch net:

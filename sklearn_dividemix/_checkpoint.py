@@ -91,6 +91,9 @@ def describe_param(value) -> str:
     if isinstance(value, (np.random.RandomState, np.random.Generator)):
         # its draws are restored from the checkpoint, not redrawn
         return type(value).__name__
+    if isinstance(value, float) and value.is_integer():
+        # lambda_u=0 and lambda_u=0.0 are one fit
+        return repr(int(value))
     return repr(value)
 
 

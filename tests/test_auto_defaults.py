@@ -160,7 +160,13 @@ def test_lambda_u_auto_on_clean_labels_picks_zero(noisy_digits):
     d = noisy_digits
     X, y_true = d["X_train"][:600], d["y_train"][:600]
     clf = DivideMixClassifier(
-        max_epochs=7, warmup_epochs=6, batch_size=32, lr=0.1, random_state=0
+        max_epochs=7,
+        warmup_epochs=6,
+        batch_size=32,
+        lr=0.1,
+        lambda_u="auto",
+        division="global",
+        random_state=0,
     )
     # clean labels give unimodal losses: the division says so, in the history
     # and the verdict, not in a warning of its own

@@ -230,6 +230,9 @@ def test_the_fingerprint_leaves_out_what_only_runs_the_fit():
     assert "iterator_train__num_workers" not in described
     assert described["max_epochs"] == "30"
     assert described["optimizer"] == "torch.optim.sgd.SGD"
+    # a whole number given as a float is the same setting
+    assert describe_param(0.0) == describe_param(0) == "0"
+    assert describe_param(0.5) == "0.5"
     # the same in every process: no addresses
     factory = functools.partial(torch.nn.Linear, 3, bias=False)
     assert describe_param(factory) == (

@@ -147,6 +147,19 @@ def _optimizer_kwargs(args) -> dict:
     return {"optimizer__fused": True} if args.optimizer_fused else {}
 
 
+# The MixMatch step this benchmark has timed since 0.1, the paper's (two
+# views of the labeled and unlabeled rows, mixup, one pass over the labeled
+# set): the 0.3 defaults train the labeled set only, a lighter step that the
+# floor of DivideMixFloor does not model.
+PAPER_LOOP = {
+    "division": "global",
+    "lambda_u": "auto",
+    "alpha": 0.5,
+    "steps_per_epoch": "labeled",
+    "noise_floor": False,
+}
+
+
 def dividemix_estimator(args, X, y, callbacks: list, **params) -> DivideMixClassifier:
     """DivideMix with ``args.warmup_epochs`` and ``args.mixmatch_epochs`` exactly."""
     module, module_kwargs = dividemix_module(args.module, X, int(y.max()) + 1)
@@ -159,7 +172,7 @@ def dividemix_estimator(args, X, y, callbacks: list, **params) -> DivideMixClass
         batch_size=args.batch_size,
         random_state=0,
         callbacks=callbacks,
-        **params,
+        **{**PAPER_LOOP, **params},
         **{f"module__{k}": v for k, v in module_kwargs.items()},
     )
 
@@ -277,6 +290,7 @@ def _memory_fit(args, X, y, max_epochs=2):
         batch_size=args.batch_size,
         eval_batch_size=args.eval_batch_size,
         random_state=0,
+        **PAPER_LOOP,
         **{f"module__{k}": v for k, v in module_kwargs.items()},
     )
     return clf.fit(X, y)
