@@ -24,7 +24,11 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback, LRScheduler
 from torch import nn
 
-from sklearn_dividemix import DivideMixClassifier, estimated_clean_accuracy
+from sklearn_dividemix import (
+    DivideMixClassifier,
+    UnreliableEstimateWarning,
+    estimated_clean_accuracy,
+)
 from sklearn_dividemix._augment import resolve_augment
 
 from ._common import module_spec
@@ -254,12 +258,18 @@ def estimate_on_noisy_test(clf, data, y_noisy: np.ndarray, seed: int) -> dict:
     y_test_noisy = np.minimum(
         (draws[:, None] > cumulative[data.y_test]).sum(axis=1), k - 1
     )
-    with warnings.catch_warnings():
-        # an ill-conditioned T warns; the error against the truth says more
-        warnings.simplefilter("ignore")
-        estimate = estimated_clean_accuracy(clf, data.X_test, y_test_noisy)
+    with warnings.catch_warnings(record=True) as caught:
+        # recorded, not shown: the report sets the warning against the error
+        warnings.simplefilter("always")
+        estimate, std = estimated_clean_accuracy(
+            clf, data.X_test, y_test_noisy, return_std=True
+        )
     return {
         "estimated_clean_accuracy": float(estimate),
+        "estimate_std": float(std),
+        "says_unreliable": any(
+            issubclass(w.category, UnreliableEstimateWarning) for w in caught
+        ),
         "noisy_test_accuracy": float(np.mean(clf.predict(data.X_test) == y_test_noisy)),
     }
 

@@ -4,11 +4,12 @@ from ._classifier import DivideMixClassifier
 from ._division import DivisionWarning
 from ._embed import FrozenFeatures
 from ._find_issues import find_label_issues
-from ._metrics import estimated_clean_accuracy, noise_transition_matrix_estimate
+from ._metrics import UnreliableEstimateWarning, estimated_clean_accuracy
 from ._modules import MLPClassifierModule, SmallCNNClassifierModule
 from ._net import DivideMixNet
 from ._noise import CIFAR10_ASYMMETRIC_MAP, make_noisy_labels, noise_transition_matrix
 from ._plotting import LossDivisionDisplay, TrainingCurvesDisplay
+from ._transition import noise_transition_matrix_estimate
 from ._verdict import UntrustedFitWarning
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __all__ = [
     "MLPClassifierModule",
     "SmallCNNClassifierModule",
     "TrainingCurvesDisplay",
+    "UnreliableEstimateWarning",
     "UntrustedFitWarning",
     "__version__",
     "estimated_clean_accuracy",

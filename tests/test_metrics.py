@@ -14,7 +14,9 @@ from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_dividemix import (
     DivideMixClassifier,
+    UnreliableEstimateWarning,
     _metrics,
+    _transition,
     estimated_clean_accuracy,
     make_noisy_labels,
     noise_transition_matrix,
@@ -22,49 +24,15 @@ from sklearn_dividemix import (
 )
 from sklearn_dividemix._metrics import (
     clean_accuracy_from_noisy,
+    clean_accuracy_standard_error,
     clean_confusion_from_noisy,
+)
+from sklearn_dividemix._transition import (
     estimate_transition_matrix,
     true_label_posterior,
 )
 
 # -- the pure functions, by hand ---------------------------------------------
-
-
-def test_true_label_posterior_by_hand():
-    given = np.array([0, 1, 1])
-    clean_proba = np.array([1.0, 0.5, 0.0])
-    proba = np.array([[0.2, 0.8], [0.6, 0.4], [0.9, 0.1]], dtype=np.float32)
-    posterior = true_label_posterior(given, clean_proba, proba)
-    # 0.5 * [0.6, 0.4] + 0.5 * [0, 1]
-    expected = [[1.0, 0.0], [0.3, 0.7], [0.9, 0.1]]
-    np.testing.assert_allclose(posterior, expected, rtol=1e-6)
-    assert posterior.dtype == np.float64
-
-
-def test_estimate_transition_matrix_by_hand():
-    given = np.array([0, 0, 1])
-    posterior = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
-    # true class 0: mass 1.5, all labelled 0; class 1: 0.5 labelled 0, 1 as 1
-    transition = estimate_transition_matrix(given, posterior, 2)
-    np.testing.assert_allclose(transition, [[1.0, 0.0], [1 / 3, 2 / 3]])
-
-
-def test_estimate_transition_matrix_class_without_mass_keeps_its_label():
-    given = np.array([0, 1])
-    posterior = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    transition = estimate_transition_matrix(given, posterior, 3)
-    np.testing.assert_array_equal(transition, np.eye(3))
-
-
-def test_estimate_transition_matrix_matches_a_loop_over_labels():
-    rng = np.random.RandomState(0)
-    given = rng.choice([0, 2, 3], size=200)  # class 1 is never given
-    posterior = rng.dirichlet(np.ones(4), size=200)
-    mass = np.column_stack([posterior[given == j].sum(axis=0) for j in range(4)])
-    expected = mass / mass.sum(axis=1, keepdims=True)
-    transition = estimate_transition_matrix(given, posterior, 4)
-    np.testing.assert_allclose(transition, expected)
-    assert not transition[:, 1].any()
 
 
 def _pairs(counts):
@@ -102,9 +70,58 @@ def test_accuracy_is_clipped_to_the_unit_interval():
 def test_singular_transition_warns_and_still_answers():
     transition = np.full((2, 2), 0.5)
     y = np.array([0, 1, 1])
-    with pytest.warns(UserWarning, match="ill-conditioned"):
+    with pytest.warns(UnreliableEstimateWarning, match="ill-conditioned"):
         accuracy = clean_accuracy_from_noisy(y, y, transition)
     assert 0.0 <= accuracy <= 1.0
+
+
+def test_standard_error_is_that_of_the_backward_corrected_scores():
+    # T^-1 = [[3, -2], [-2, 3]]: agreeing samples score 3, the others -2
+    transition = np.array([[0.6, 0.4], [0.4, 0.6]])
+    y_pred = np.array([0, 1, 0, 1, 0])
+    y_noisy = np.array([0, 1, 1, 0, 0])
+    scores = np.array([3.0, 3.0, -2.0, -2.0, 3.0])
+    assert clean_accuracy_standard_error(y_pred, y_noisy, transition) == (
+        pytest.approx(scores.std(ddof=1) / np.sqrt(5))
+    )
+    assert clean_accuracy_standard_error(y_pred[:1], y_noisy[:1], transition) == (
+        np.inf
+    )
+
+
+@pytest.mark.parametrize(
+    ("noise_rate", "n_samples", "expect_warning"),
+    [(0.2, 5000, False), (0.5, 10000, False), (0.8, 5000, True), (0.2, 100, True)],
+)
+def test_estimate_says_when_its_interval_is_wider_than_3_points(
+    monkeypatch, noise_rate, n_samples, expect_warning
+):
+    # The fit's T is the true one; only the held-out sampling varies. At 80 %
+    # symmetric noise on ten classes T's inverse is 5 times the identity's
+    # scale, and 5,000 samples give +-6 points; 100 samples are too few even
+    # at 20 %.
+    rng = np.random.RandomState(0)
+    n_classes = 10
+    transition = noise_transition_matrix("symmetric", n_classes, noise_rate)
+    y_true = rng.randint(n_classes, size=n_samples)
+    right = rng.rand(n_samples) < 0.8
+    y_pred = np.where(right, y_true, rng.randint(n_classes, size=n_samples))
+    y_noisy = np.array([rng.choice(n_classes, p=transition[c]) for c in y_true])
+    clf = _FittedStandIn().fit(None, None)
+    clf.classes_ = np.arange(n_classes)
+    monkeypatch.setattr(
+        _metrics, "noise_transition_matrix_estimate", lambda _: transition
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        score, std = estimated_clean_accuracy(
+            clf, y_pred[:, None], y_noisy, return_std=True
+        )
+    unreliable = [w for w in caught if w.category is UnreliableEstimateWarning]
+    assert bool(unreliable) is expect_warning
+    assert (1.96 * std > 0.03) is expect_warning
+    # the interval is honest: the truth, 0.8 give or take sampling, is in it
+    assert abs(score - (y_pred == y_true).mean()) < 3 * std
 
 
 # -- a known noise, recovered exactly --------------------------------------
@@ -191,21 +208,23 @@ def test_wrappers_read_the_fit_and_the_labels_of_classes_():
     transition = noise_transition_matrix_estimate(clf)
     np.testing.assert_allclose(transition, [[1.0, 0.0], [1 / 3, 2 / 3]])
     X = np.array([[0], [1], [1]])
-    score = estimated_clean_accuracy(clf, X, np.array(["cat", "dog", "dog"]))
+    with pytest.warns(UnreliableEstimateWarning, match="from 3 held-out samples"):
+        score = estimated_clean_accuracy(clf, X, np.array(["cat", "dog", "dog"]))
     expected = clean_accuracy_from_noisy(
         np.array([0, 1, 1]), np.array([0, 1, 1]), transition
     )
     assert score == pytest.approx(expected)
     pipe = make_pipeline(FunctionTransformer(), clf)
     pipe[0].fit(X)
-    assert estimated_clean_accuracy(pipe, X, ["cat", "dog", "dog"]) == score
+    with pytest.warns(UnreliableEstimateWarning):
+        assert estimated_clean_accuracy(pipe, X, ["cat", "dog", "dog"]) == score
     np.testing.assert_array_equal(noise_transition_matrix_estimate(pipe), transition)
 
 
 def test_transition_estimate_in_chunks_is_the_same(monkeypatch):
     clf = _FittedStandIn().fit(None, None)
     whole = noise_transition_matrix_estimate(clf)
-    monkeypatch.setattr(_metrics, "_CHUNK_ROWS", 3)
+    monkeypatch.setattr(_transition, "_CHUNK_ROWS", 3)
     np.testing.assert_allclose(noise_transition_matrix_estimate(clf), whole)
 
 
@@ -268,8 +287,14 @@ def test_digits_estimate_is_close_to_the_clean_accuracy(digits_split, noise):
     y_pred = clf.predict(X_test)
     clean = np.mean(y_pred == y_test)
     noisy = np.mean(y_pred == y_test_noisy)
-    estimate = estimated_clean_accuracy(clf, X_test, y_test_noisy)
+    # 540 held-out samples are too few for +-3 points, and it says so ...
+    with pytest.warns(UnreliableEstimateWarning, match="540 held-out samples"):
+        estimate, std = estimated_clean_accuracy(
+            clf, X_test, y_test_noisy, return_std=True
+        )
     assert estimate == pytest.approx(clean, abs=DIGITS_TOL)
+    # ... and the interval it states holds the truth
+    assert abs(estimate - clean) < 1.96 * std
     # much closer than the accuracy on the noisy labels
     assert abs(estimate - clean) < abs(noisy - clean) / 2
 

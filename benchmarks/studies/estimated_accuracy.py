@@ -36,8 +36,8 @@ from sklearn_dividemix import (
     estimated_clean_accuracy,
     make_noisy_labels,
 )
-from sklearn_dividemix._metrics import (
-    clean_accuracy_from_noisy,
+from sklearn_dividemix._metrics import clean_accuracy_from_noisy
+from sklearn_dividemix._transition import (
     estimate_transition_matrix,
     true_label_posterior,
 )
