@@ -576,6 +576,7 @@ class DivideMixClassifier(
             first_noise_rates=result.first_noise_rates,
             stopped_in_warmup=result.stopped_in_warmup,
             notes=result.notes,
+            division=self.division,
         )
         self.fit_verdict_ = verdict.to_dict()
         EpochReporter(verbose).end_fit(self.clean_mask_, verdict)

@@ -253,6 +253,13 @@ def _check_overflag(shares: Sequence[float], flagged: float) -> _Finding:
     return overflag_reason(over, shares, median, flagged), "overflag"
 
 
+def _advice_key(finding: str, division: str) -> str:
+    """Which tips a finding gets: over-flagging's depend on the division."""
+    if finding == "overflag" and division == "per_class":
+        return "overflag_within"
+    return finding
+
+
 def _first_rates(first_noise_rates, n_nets: int) -> list[float | None]:
     if first_noise_rates is None or np.ndim(first_noise_rates) == 0:
         return [first_noise_rates] * n_nets
@@ -282,6 +289,7 @@ def judge_fit(
     first_noise_rates: Sequence[float] | float | None = None,
     stopped_in_warmup: bool = False,
     notes: Iterable[str] = (),
+    division: str = "global",
 ) -> FitVerdict:
     """Decide whether a fit's final division can be trusted.
 
@@ -307,6 +315,9 @@ def judge_fit(
         Training never reached a MixMatch epoch.
     notes : iterable of str, default=()
         The notes of ``history_``, all epochs together.
+    division : {"global", "per_class"}, default="global"
+        How the fit divided; the advice for over-flagging depends on it
+        (suggesting ``division='per_class'`` to a per-class fit is no help).
 
     Returns
     -------
@@ -346,7 +357,11 @@ def judge_fit(
         stopped_in_warmup=bool(stopped_in_warmup),
         notes=summarize_notes(notes),
         reasons=tuple(reason for reason, _ in found),
-        advice=tuple(dict.fromkeys(tip for _, key in found for tip in ADVICE[key])),
+        advice=tuple(
+            dict.fromkeys(
+                tip for _, key in found for tip in ADVICE[_advice_key(key, division)]
+            )
+        ),
     )
 
 

@@ -101,6 +101,13 @@ ADVICE = {
         "their losses are judged",
     ),
     "agreement": ("give both nets more epochs (max_epochs) to converge",),
+    # over-flagging when the threshold is already set within each class
+    "overflag_within": (
+        "train longer (max_epochs), so that hard classes are learnt before "
+        "their losses are judged",
+        "look at that class's flagged labels (get_label_issues): if most are "
+        "right, lower p_threshold so that fewer are flagged",
+    ),
 }
 
 WARMUP_ONLY = (

@@ -438,7 +438,7 @@ FASHION_FLAGGED = [64, 47, 74, 40, 86, 42, 147, 40, 48, 49]
 FASHION_WRONG = [35, 40, 33, 29, 40, 39, 36, 38, 38, 35]
 
 
-def _flagging(counts, flagged_counts):
+def _flagging(counts, flagged_counts, division="global"):
     """Sound nets, and a division flagging the first samples of each class."""
     labels = np.repeat(np.arange(len(counts)), counts)
     flagged = np.concatenate(
@@ -449,6 +449,7 @@ def _flagging(counts, flagged_counts):
         [labels, labels],
         labels,
         first_noise_rates=flagged.mean(),
+        division=division,
     )
 
 
@@ -469,6 +470,15 @@ def test_overflagging_of_a_hard_class_recorded_on_fashion_mnist():
         warn_if_untrusted(verdict, stacklevel=1)
     # the same data, a division that flags the wrong labels: nothing to say
     assert _flagging(FASHION_COUNTS, FASHION_WRONG).trusted
+
+
+def test_overflagging_advice_of_a_per_class_fit_does_not_suggest_per_class():
+    """0.3 divides per class by default: its tips must not send users there."""
+    verdict = _flagging(FASHION_COUNTS, FASHION_FLAGGED, division="per_class")
+    assert not verdict.trusted
+    assert not any("division='per_class'" in tip for tip in verdict.advice)
+    assert "max_epochs" in verdict.advice[0]
+    assert "p_threshold" in verdict.advice[1]
 
 
 def test_class_dependent_noise_found_right_is_not_overflagging():
