@@ -295,7 +295,27 @@ def _initialise_from_environment(device: str) -> None:
         )
     backend = "nccl" if device.startswith("cuda") else "gloo"
     # bounded: a rank that dies or hangs stops the others (ReplicaFailure)
-    dist.init_process_group(backend=backend, timeout=collective_timeout())
+    timeout = collective_timeout()
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None:
+        dist.init_process_group(backend=backend, timeout=timeout)
+        return
+    # After a restart torchrun's agent hands the new ranks the store of the
+    # first attempt (same MASTER_PORT), still holding the dead ranks'
+    # addresses under the process group's keys: a new rank that reads them
+    # before its peer rewrites them connects to a port nobody listens on
+    # ("connectFullMesh failed ... Connection refused", or a hang). Each
+    # attempt gets keys of its own.
+    from torch.distributed.rendezvous import rendezvous
+
+    store, rank, world_size = next(rendezvous("env://", timeout=timeout))
+    dist.init_process_group(
+        backend=backend,
+        store=dist.PrefixStore(f"sklearn_dividemix/attempt_{attempt}", store),
+        rank=rank,
+        world_size=world_size,
+        timeout=timeout,
+    )
 
 
 def resolve_replicas(distributed: bool | str, device: str) -> Replicas:

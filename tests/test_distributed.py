@@ -22,6 +22,8 @@ from sklearn_dividemix import DivideMixClassifier
 from sklearn_dividemix._distributed import (
     DataParallel,
     SingleProcess,
+    _initialise_from_environment,
+    collective_timeout,
     replica_device,
     resolve_replicas,
 )
@@ -71,6 +73,32 @@ def test_distributed_true_outside_torchrun_says_how(monkeypatch):
     X = np.random.RandomState(0).rand(40, 4).astype(np.float32)
     with pytest.raises(RuntimeError, match="init_process_group"):
         DivideMixClassifier(distributed=True, max_epochs=1).fit(X, np.arange(40) % 2)
+
+
+def test_each_elastic_attempt_gets_store_keys_of_its_own(monkeypatch):
+    """A restarted rank must not read the dead ranks' addresses (issue 19)."""
+    # the module, not torch.distributed's function of the same name
+    rendezvous_module = sys.modules["torch.distributed.rendezvous"]
+    shared = dist.HashStore()  # torchrun's agent store, kept across restarts
+    monkeypatch.setattr(
+        rendezvous_module, "rendezvous", lambda url, timeout: iter([(shared, 0, 2)])
+    )
+    calls = []
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: calls.append(kw))
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "x"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    _initialise_from_environment("cpu")
+    calls[0]["store"].set("rank_0", "address of a process that died")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    _initialise_from_environment("cpu")
+    assert not calls[1]["store"].check(["rank_0"])
+    assert calls[1]["rank"] == 0 and calls[1]["world_size"] == 2
+    assert calls[1]["timeout"] == collective_timeout()
+    # outside torchrun's agent: torch's own env:// rendezvous, as before
+    monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT")
+    _initialise_from_environment("cpu")
+    assert calls[2] == {"backend": "gloo", "timeout": collective_timeout()}
 
 
 class _WithUnusedHead(nn.Module):
@@ -279,14 +307,9 @@ def tiny_npz(tmp_path_factory, noisy_digits):
     return path
 
 
-# Still flaky in clean-clone CI with the one-multi-process-test lock: on
-# 2026-12-07 the agent restarted the worker group (rendezvous complete,
-# "Starting worker group") and the restarted ranks then printed nothing for
-# 300 s. Alone it passes; the hanging step after the restart is not found.
-@pytest.mark.xfail(
-    reason="the restarted worker group sometimes hangs in CI (issue 19)",
-    strict=False,
-)
+# Was flaky (issue 19): torchrun's agent gives the restarted ranks the first
+# attempt's store, and a new rank that read the dead rank's address from it
+# was refused or hung. The library now keys each attempt apart.
 def test_after_an_elastic_restart_every_rank_resumes_bit_for_bit(tmp_path, tiny_npz):
     reference, restarted = tmp_path / "reference", tmp_path / "restarted"
     reference.mkdir(), restarted.mkdir()
