@@ -88,9 +88,36 @@ def aggregate(runs: list[dict], missing: list[dict] = ()) -> dict:
         }
         for metric in ("precision", "recall", "f1", "roc_auc", "flagged_fraction"):
             entry[metric] = stats([d.get(metric) for d in detection])
+        entry |= _estimate_stats(members)
         for target in _targets_of(members[0], noises):
             table[setting, target, method] = entry
     return table
+
+
+def _estimate_stats(members: list[dict]) -> dict:
+    """DivideMix's estimated clean accuracy set against the truth, per cell.
+
+    Runs made before the estimate was recorded count as missing (None); the
+    standard error and the warning were recorded later still.
+    """
+    found = [
+        (m["test_accuracy"], (m.get("extra") or {}).get("estimate") or {})
+        for m in members
+    ]
+    found = [(truth, e) for truth, e in found if "estimated_clean_accuracy" in e]
+    errors = [e["estimated_clean_accuracy"] - truth for truth, e in found]
+    return {
+        "estimate_truth": stats([truth for truth, _ in found]),
+        "estimate": stats([e["estimated_clean_accuracy"] for _, e in found]),
+        "estimate_error": stats(errors),
+        "estimate_max_error": stats([max(map(abs, errors))] if errors else []),
+        "estimate_half_width": stats(
+            [1.96 * e["estimate_std"] for _, e in found if "estimate_std" in e]
+        ),
+        "says_unreliable": stats(
+            [float(e["says_unreliable"]) for _, e in found if "says_unreliable" in e]
+        ),
+    }
 
 
 def pending_cells(runs: list[dict], missing: list[dict]) -> set[tuple]:
@@ -205,6 +232,7 @@ def write_report(result: dict, markdown: Path, images: Path) -> dict:
                     labels,
                 ),
                 cost=tables.cost_table(runs, missing, settings, labels),
+                estimate=tables.estimate_table(grid, settings),
                 **rel,
             )
         )

@@ -22,6 +22,7 @@ __all__ = [
     "accuracy_table",
     "cost_table",
     "detection_table",
+    "estimate_table",
     "form_of",
     "machine_line",
     "ordered_settings",
@@ -175,6 +176,35 @@ def detection_table(grid: Grid, settings: list[str]) -> str:
         for method in ("dividemix", "cleanlearning"):
             cells += [grid.cell((setting, noise, method), m) for m in metrics]
         lines.append(grid.line(setting, noise, cells))
+    return "\n".join(lines)
+
+
+def estimate_table(grid: Grid, settings: list[str]) -> str:
+    """DivideMix's ``estimated_clean_accuracy`` against its true test accuracy."""
+    head = (
+        "| data set | noise | seeds | true | estimated | error | largest error "
+        "| 95 % interval | says it can't |"
+    )
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for setting, noise in grid.rows(settings):
+        entry = grid.table.get((setting, noise, "dividemix"))
+        if entry is None or not entry["estimate"]["n"]:
+            continue
+        cells = [str(entry["estimate"]["n"])]
+        cells += [
+            _fmt(entry[m]) for m in ("estimate_truth", "estimate", "estimate_error")
+        ]
+        cells.append(_fmt(entry["estimate_max_error"]))
+        width, unreliable = entry["estimate_half_width"], entry["says_unreliable"]
+        cells.append("–" if width["mean"] is None else f"±{width['mean'] * 100:.1f}")
+        cells.append(
+            "–"
+            if unreliable["mean"] is None
+            else f"{round(unreliable['mean'] * unreliable['n'])} of {unreliable['n']}"
+        )
+        lines.append(grid.line(setting, noise, cells))
+    if len(lines) == 2:
+        return "_No DivideMix run has recorded the estimate yet._"
     return "\n".join(lines)
 
 

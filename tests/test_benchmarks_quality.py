@@ -176,6 +176,50 @@ def test_targets_report_margins(quality):
     assert by_target["detection F1 above CleanLearning's"]["met"]
 
 
+def test_estimate_table_sets_the_estimate_against_the_truth(quality):
+    from benchmarks import quality_report, quality_tables
+
+    def run(seed, accuracy, estimate=None):
+        extra = {}
+        if estimate is not None:
+            extra = {"estimate": {"estimated_clean_accuracy": estimate[0]}}
+            if len(estimate) > 1:
+                extra["estimate"] |= {
+                    "estimate_std": estimate[1],
+                    "says_unreliable": estimate[1] * 1.96 > 0.03,
+                }
+        return {
+            "dataset": "mnist",
+            "input_shape": [1, 28, 28],
+            "module": "SmallCNNClassifierModule",
+            "noise": "sym80",
+            "method": "dividemix",
+            "seed": seed,
+            "test_accuracy": accuracy,
+            "detection": {"f1": 0.9},
+            "fit_seconds": 1.0,
+            "peak_rss_mib": None,
+            "realized_noise": 0.7,
+            "extra": extra,
+        }
+
+    # seed 0 predates the estimate; seeds 1 and 2 are 2 and 6 points off,
+    # and only seed 2 recorded its standard error (3 points: it says so)
+    runs = [run(0, 0.70), run(1, 0.70, (0.72,)), run(2, 0.74, (0.68, 0.03))]
+    table = quality_report.aggregate(runs)
+    entry = table["mnist/images", "sym80", "dividemix"]
+    assert entry["estimate"]["n"] == 2
+    assert entry["estimate_truth"]["mean"] == pytest.approx(0.72)
+    assert entry["estimate_error"]["mean"] == pytest.approx(-0.02)
+    assert entry["estimate_max_error"]["mean"] == pytest.approx(0.06)
+    grid = quality_tables.Grid(table, set(), {k[0]: "MNIST (CNN)" for k in table})
+    text = quality_tables.estimate_table(grid, list({k[0] for k in table}))
+    assert (
+        "| MNIST (CNN) | sym 80 % | 2 | 72.0 ± 2.0 | 70.0 ± 2.0 | -2.0 ± 4.0 | 6.0 "
+        "| ±5.9 | 1 of 1 |" in text
+    )
+
+
 def test_report_keeps_forms_apart_and_marks_cells_not_run(quality, tmp_path):
     from benchmarks import quality_report
 
