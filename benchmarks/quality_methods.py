@@ -232,6 +232,8 @@ def _fit_dividemix(data, y_noisy, budget: Budget, seed: int, is_flipped) -> dict
             # what the automatic choices came to
             "warmup_epochs_": clf.warmup_epochs_,
             "lambda_u_": clf.lambda_u_,
+            "alpha_": clf.alpha_,
+            "noise_floor_": clf.noise_floor_,
             # net1's divisions against the truth, epoch by epoch
             "divisions_net1": dict(clf.net1_.callbacks_)["trace"].rows,
             "estimate": estimate_on_noisy_test(clf, data, y_noisy, seed),

@@ -252,6 +252,9 @@ class DivideMixClassifier(
         Epochs of warm-up actually run, extensions included.
     lambda_u_ : float or None
         The unlabeled-loss weight used; None if training never left warm-up.
+    alpha_ : float or None
+        Mixup's ``alpha`` used (``alpha='auto'`` resolved); None if training
+        never left warm-up.
     noise_floor_ : bool or None
         Whether the noise floor was on (``noise_floor='auto'`` resolved);
         None if training never left warm-up.
@@ -326,7 +329,7 @@ class DivideMixClassifier(
         "lambda_u": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "p_threshold": [Interval(Real, 0, 1, closed="neither")],
         "temperature": [Interval(Real, 0, 1, closed="right")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "rampup_epochs": [
             Interval(Integral, 0, None, closed="left"),
             StrOptions({"auto"}),
@@ -603,6 +606,7 @@ class DivideMixClassifier(
         self.lambda_u_ = next(
             (row["lambda_u"] for row in history if "lambda_u" in row), None
         )
+        self.alpha_ = next((row["alpha"] for row in history if "alpha" in row), None)
         self.noise_floor_ = result.noise_floor
         self.clean_proba_ = clean_proba
         self.clean_mask_ = clean_proba > self.p_threshold

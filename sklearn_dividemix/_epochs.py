@@ -30,6 +30,7 @@ from ._epoch_sample import EpochSample, draw_epoch_sample, resolve_sample_size
 from ._eval_pass import eval_pass
 from ._fit_state import FitState, LoopSettings, Phase, checkpoint_due
 from ._history import (
+    ALPHA,
     DUR,
     EPOCH,
     INTERRUPTED,
@@ -48,7 +49,7 @@ from ._history import (
 )
 from ._losses import linear_rampup
 from ._progress import EpochReporter
-from ._schedule import auto_rampup_epochs
+from ._schedule import auto_alpha, auto_rampup_epochs
 from ._selection import floor_divisions, resolve_noise_floor
 from ._training import (
     TrainingData,
@@ -116,7 +117,8 @@ def _end_of_warmup(
     """A warm-up row while the divisions are not healthy yet, else None.
 
     When warm-up ends, fixes the epoch MixMatch starts at (for the ramp-up)
-    and resolves ``lambda_u='auto'`` from this first division.
+    and resolves ``lambda_u``, ``alpha`` and ``noise_floor`` set to
+    ``'auto'`` from this first division.
     """
     if phase.warmup_end is not None:
         return None
@@ -140,6 +142,9 @@ def _end_of_warmup(
     phase.rampup_epochs = settings.rampup_epochs
     if settings.rampup_epochs == "auto":
         phase.rampup_epochs = auto_rampup_epochs(settings.max_epochs - epoch)
+    phase.alpha = settings.alpha
+    if settings.alpha == "auto":
+        phase.alpha = auto_alpha(float(np.mean(phase.first_noise_rates)))
     phase.lambda_u = settings.lambda_u
     if settings.lambda_u == "auto":
         noise_rate = estimate_noise_rate(divisions, settings.p_threshold)
@@ -156,6 +161,7 @@ def _mixmatch(
         PHASE: MIXMATCH,
         NOTES: [],
         LAMBDA_U: phase.lambda_u,
+        ALPHA: _mixup_alpha(settings, phase),
     }
     for i, division in enumerate(divisions, start=1):
         row[gmm_means_key(i)] = division.means
@@ -194,7 +200,7 @@ def _mixmatch(
             clean_proba,
             p_threshold=threshold,
             temperature=settings.temperature,
-            alpha=settings.alpha,
+            alpha=_mixup_alpha(settings, phase),
             unlabeled_weight=unlabeled_weight,
             steps_per_epoch=settings.steps_per_epoch,
             progress=reporter.step,
@@ -204,6 +210,11 @@ def _mixmatch(
         row[labeled_key(i)] = int((clean_proba > threshold).sum())
     row[UNLABELED_WEIGHT] = unlabeled_weight(1.0)
     return row
+
+
+def _mixup_alpha(settings: LoopSettings, phase: Phase) -> float:
+    # a checkpoint from before alpha could be 'auto' has no phase.alpha
+    return settings.alpha if phase.alpha is None else phase.alpha
 
 
 def _floored(phase: Phase, p_threshold, divider, divisions, passed):

@@ -34,7 +34,8 @@ class LoopSettings:
     lambda_u: float | str = "auto"
     p_threshold: float = 0.5
     temperature: float = 0.5
-    alpha: float = 0.5
+    # 'auto': resolved when warm-up ends, from the first division
+    alpha: float | str = 0.5
     # 'auto': resolved when warm-up ends, from the epochs left
     rampup_epochs: int | str = 16
     lr_warmup_epochs: int = 0
@@ -91,6 +92,9 @@ class Phase:
 
     warmup_end: int | None = None
     lambda_u: float | None = None
+    # mixup's alpha as resolved when warm-up ended (None: not yet, or a
+    # checkpoint written before alpha could be 'auto')
+    alpha: float | None = None
     rampup_epochs: int = 0
     # each net's share of unlabeled samples at the first division
     first_noise_rates: list[float] | None = None

@@ -17,6 +17,7 @@ key                       value
 ``gmm_means_net<i>``      clean and noisy component means (None in warm-up)
 ``division_net<i>``       ``Division.summary()`` (None in warm-up)
 ``lambda_u``              the unlabeled weight (MixMatch rows)
+``alpha``                 mixup's alpha (MixMatch rows)
 ``unlabeled_weight``      its ramped value at the end of the epoch
 ``lr``                    learning rate of net 1's first parameter group
 ``notes``                 list of str: what the verdict should know
@@ -28,6 +29,7 @@ key                       value
 from __future__ import annotations
 
 __all__ = [
+    "ALPHA",
     "DUR",
     "EPOCH",
     "INTERRUPTED",
@@ -49,6 +51,7 @@ __all__ = [
 EPOCH = "epoch"
 PHASE = "phase"
 LAMBDA_U = "lambda_u"
+ALPHA = "alpha"
 UNLABELED_WEIGHT = "unlabeled_weight"
 LR = "lr"
 NOTES = "notes"

@@ -2,12 +2,16 @@
 
 import warnings
 
+import numpy as np
 import pytest
 
 from sklearn_dividemix import DivideMixClassifier, UntrustedFitWarning
 from sklearn_dividemix._epoch_sample import epoch_steps
 from sklearn_dividemix._epochs import LoopSettings
 from sklearn_dividemix._schedule import (
+    AUTO_MIXUP_ALPHA,
+    AUTO_MIXUP_NOISE,
+    auto_alpha,
     auto_rampup_epochs,
     auto_warmup_epochs,
     warmup_limit,
@@ -115,3 +119,45 @@ def test_auto_rampup_reaches_the_full_weight_within_the_budget(noisy_digits):
     # with 16 epochs of ramp-up it would end at a fraction of lambda_u
     assert mixmatch[-1]["unlabeled_weight"] == pytest.approx(10.0)
     assert mixmatch[0]["unlabeled_weight"] < 10.0
+
+
+@pytest.mark.parametrize(
+    "noise_rate, expected",
+    [
+        (0.0, 0.0),
+        (0.25, 0.0),  # Fashion-MNIST's first division at 20 %: mixup costs
+        (AUTO_MIXUP_NOISE, AUTO_MIXUP_ALPHA),
+        (0.42, AUTO_MIXUP_ALPHA),  # CIFAR-10's at 80 %: the nets memorise
+        (0.9, AUTO_MIXUP_ALPHA),
+    ],
+)
+def test_auto_alpha_mixes_up_from_the_boundary_of_the_papers_table(
+    noise_rate, expected
+):
+    assert auto_alpha(noise_rate) == expected
+
+
+@pytest.mark.parametrize("noise_rate, expected", [(0.1, 0.0), (0.6, AUTO_MIXUP_ALPHA)])
+def test_alpha_auto_is_the_fit_of_the_alpha_it_resolves_to(noise_rate, expected):
+    """'auto' picks alpha from the first division and is then that fit, bit for
+    bit; every MixMatch row records it."""
+    from sklearn.datasets import load_digits
+
+    from sklearn_dividemix import make_noisy_labels
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype("float32")
+    y_noisy, _ = make_noisy_labels(y, noise_rate=noise_rate, random_state=0)
+    params = dict(max_epochs=4, warmup_epochs=2, random_state=0)
+    fits = {}
+    for setting in ("auto", expected):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits[setting] = DivideMixClassifier(**params, alpha=setting).fit(X, y_noisy)
+    assert fits["auto"].alpha_ == fits[expected].alpha_ == expected
+    rows = [row for row in fits["auto"].history_ if row["phase"] == "mixmatch"]
+    assert rows and all(row["alpha"] == expected for row in rows)
+    for name in ("clean_proba_", "train_proba_"):
+        np.testing.assert_array_equal(
+            getattr(fits["auto"], name), getattr(fits[expected], name)
+        )
