@@ -11,6 +11,12 @@ made with explicit parameters (a candidate, ``--dividemix name=value``)
 stands for the default cell once the defaults resolve to exactly those
 settings, whichever way each was spelt. Runs from before the digest existed
 carry none and are only found by their own key.
+
+A setting that resolves only during the fit (``alpha='auto'``, from the first
+division after warm-up) is matched by what the run recorded: a run made with
+``alpha=0.5`` stands for the ``'auto'`` cell when its own first division
+resolves ``'auto'`` to 0.5. Warm-up does not depend on ``alpha``, so that run
+is the ``'auto'`` fit, bit for bit (``tests/test_schedule.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from sklearn_dividemix import DivideMixClassifier
 from sklearn_dividemix._epoch_sample import epoch_steps
 from sklearn_dividemix._epochs import LoopSettings
+from sklearn_dividemix._schedule import AUTO_MIXUP_ALPHA, AUTO_MIXUP_NOISE, auto_alpha
 
 from .quality_methods import Budget
 
@@ -30,7 +39,9 @@ __all__ = [
     "LEGACY_DEFAULTS",
     "RunCache",
     "cell_key",
+    "auto_alpha_spellings",
     "dividemix_defaults",
+    "first_noise_rate",
     "resolved_training",
 ]
 
@@ -47,6 +58,10 @@ LEGACY_DEFAULTS = {
     "steps_per_epoch": "labeled",
     "noise_floor": False,
 }
+# A run that recorded only net1's first division (the runs made before both
+# nets' rates were recorded) is matched to alpha='auto' only this far from
+# its boundary: the two nets' rates differ by a few hundredths.
+NET1_ONLY_MARGIN = 0.05
 # Parameters outside the loop's settings that a cell's digest covers.
 _OTHER_SETTINGS = ("lr", "batch_size", "augment", "normalize", "optimizer")
 # The fields of a cell (see benchmarks.quality._cell), and the digest's.
@@ -122,6 +137,58 @@ def _settings_key(cell: dict) -> str | None:
     return cell_key({**rest, "budget": budget, "resolved settings": digest})
 
 
+def first_noise_rate(run: dict) -> tuple[float, bool] | None:
+    """The share of labels a run's first division after warm-up flagged.
+
+    Returns the rate and whether it is both nets' mean (recorded since
+    ``alpha='auto'``) rather than net1's alone (read off its division trace),
+    or None when the run recorded neither.
+    """
+    extra = run.get("extra") or {}
+    rates = extra.get("first_noise_rates")
+    if rates and None not in rates:
+        return float(np.mean(rates)), True
+    trace = extra.get("divisions_net1") or []
+    first = next((row for row in trace if row.get("stage") == "mixmatch"), None)
+    return None if first is None else (float(first["flagged"]), False)
+
+
+def _resolves_auto_alpha_to(run: dict, alpha: float) -> bool:
+    found = first_noise_rate(run)
+    if found is None:
+        return False
+    rate, both_nets = found
+    if not both_nets and abs(rate - AUTO_MIXUP_NOISE) < NET1_ONLY_MARGIN:
+        return False
+    return auto_alpha(rate) == float(alpha)
+
+
+def auto_alpha_spellings(cell: dict) -> list[tuple[float, dict]]:
+    """The cell spelt with each ``alpha`` that its ``alpha='auto'`` may become.
+
+    Empty unless the cell is one of today's defaults (its digest is theirs)
+    and they resolve ``alpha`` to ``'auto'`` for it. 0 is spelt both as an
+    int (the earlier default) and a float (what ``'auto'`` resolves to).
+    """
+    budget, n_train = Budget(**cell["budget"]), cell.get("n_train")
+    if cell.get(DIGEST) != dividemix_defaults(budget, n_train):
+        return []
+    params = DivideMixClassifier().get_params()
+    if dict(resolved_training(params, budget, n_train))["alpha"] != "auto":
+        return []
+    spellings = []
+    for alpha in (0, 0.0, AUTO_MIXUP_ALPHA):
+        explicit = {**cell["budget"].get("dividemix", {}), "alpha": alpha}
+        spelt_budget = {**cell["budget"], "dividemix": explicit}
+        digest = dividemix_defaults(Budget(**spelt_budget), n_train)
+        spelt = {k: v for k, v in cell.items() if k != DIGEST}
+        spelt["budget"] = spelt_budget
+        if digest is not None:
+            spelt[DIGEST] = digest
+        spellings.append((alpha, spelt))
+    return spellings
+
+
 class RunCache:
     """The runs of one JSON-lines file, found by cell.
 
@@ -166,6 +233,16 @@ class RunCache:
 
     def get(self, cell: dict) -> dict | None:
         """The cached run of ``cell``, or of a cell resolving to the same fit."""
+        run = self._get_spelt(cell)
+        if run is not None or cell.get("method") not in self.resolved_methods:
+            return run
+        for alpha, spelt in auto_alpha_spellings(cell):
+            run = self._get_spelt(spelt)
+            if run is not None and _resolves_auto_alpha_to(run, alpha):
+                return run
+        return None
+
+    def _get_spelt(self, cell: dict) -> dict | None:
         run = self._runs.get(cell_key(cell))
         if run is None and (settings := self._settings_key(cell)) is not None:
             run = self._by_settings.get(settings)

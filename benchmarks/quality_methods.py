@@ -234,6 +234,11 @@ def _fit_dividemix(data, y_noisy, budget: Budget, seed: int, is_flipped) -> dict
             "lambda_u_": clf.lambda_u_,
             "alpha_": clf.alpha_,
             "noise_floor_": clf.noise_floor_,
+            # each net's share flagged by the first division after warm-up,
+            # from which the 'auto' choices were made
+            "first_noise_rates": [
+                net["first_noise_rate"] for net in clf.fit_verdict_["nets"]
+            ],
             # net1's divisions against the truth, epoch by epoch
             "divisions_net1": dict(clf.net1_.callbacks_)["trace"].rows,
             "estimate": estimate_on_noisy_test(clf, data, y_noisy, seed),

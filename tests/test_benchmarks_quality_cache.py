@@ -71,3 +71,42 @@ def test_other_settings_are_not_found(tmp_path, other):
     assert cache.get(_cell(Budget(max_epochs=20, dividemix=other), 6000)) is None
     # nor another seed of the same settings
     assert cache.get(_cell(Budget(max_epochs=20), 6000, seed=1)) is None
+
+
+def _auto_alpha_cache(tmp_path, ran_with, extra) -> tuple[RunCache, dict]:
+    cache = RunCache(tmp_path / "runs.jsonl", FIELDS)
+    ran = _cell(Budget(max_epochs=20, dividemix={"alpha": ran_with}), 6000)
+    cache.add(ran, {"extra": extra})
+    return cache, _cell(Budget(max_epochs=20, dividemix={"alpha": "auto"}), 6000)
+
+
+@pytest.mark.parametrize(
+    "rates, ran_with, found",
+    [
+        ([0.42, 0.44], 0.5, True),  # 'auto' resolves to 0.5: that run is it
+        ([0.42, 0.44], 0.0, False),
+        ([0.20, 0.22], 0, True),  # the int 0 of the earlier default, too
+        ([0.20, 0.22], 0.5, False),
+        ([0.29, 0.32], 0.5, True),  # the mean decides: 0.305
+    ],
+)
+def test_a_run_stands_for_alpha_auto_where_its_first_division_resolves_to_it(
+    tmp_path, rates, ran_with, found
+):
+    cache, auto = _auto_alpha_cache(tmp_path, ran_with, {"first_noise_rates": rates})
+    assert (cache.get(auto) is not None) is found
+
+
+@pytest.mark.parametrize("net1_rate, found", [(0.42, True), (0.33, False)])
+def test_a_run_with_net1s_trace_only_stands_for_alpha_auto_away_from_the_boundary(
+    tmp_path, net1_rate, found
+):
+    trace = [
+        {"epoch": 2, "stage": "warmup_check", "flagged": 0.9},  # warm-up went on
+        {"epoch": 3, "stage": "mixmatch", "flagged": net1_rate},
+    ]
+    cache, auto = _auto_alpha_cache(tmp_path, 0.5, {"divisions_net1": trace})
+    assert (cache.get(auto) is not None) is found
+    # and a run that recorded neither is never taken for an 'auto' fit
+    bare, auto = _auto_alpha_cache(tmp_path / "bare", 0.5, {})
+    assert bare.get(auto) is None
