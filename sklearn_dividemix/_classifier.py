@@ -112,10 +112,13 @@ class DivideMixClassifier(
         90 % noise).
     temperature : float, default=0.5
         Sharpening temperature (paper: 0.5).
-    alpha : float, default=0
-        Parameter of the Beta distribution of mixup; ``0`` (the default)
-        disables mixup, which measured best on short budgets; the paper uses
-        4 for its 300-epoch runs. See :ref:`parameters`.
+    alpha : float or 'auto', default='auto'
+        Parameter of the Beta distribution of mixup; ``0`` disables mixup.
+        ``'auto'`` is 0.5 when the first division after warm-up calls at
+        least 30 % of the labels wrong (mixup keeps the nets from memorising
+        them) and 0 below (where it cost accuracy on short budgets); the
+        value used is ``alpha_``. The paper uses 4 for its 300-epoch runs.
+        See :ref:`parameters`.
     lr_warmup_epochs : int or 'auto', default='auto'
         Epochs over which the learning rate rises linearly from nearly 0 to
         ``lr`` (``0``: none). ``'auto'`` is 1 for a module of your own, 0 for
@@ -389,7 +392,7 @@ class DivideMixClassifier(
         lambda_u=0,
         p_threshold=0.5,
         temperature=0.5,
-        alpha=0,
+        alpha="auto",
         rampup_epochs=16,
         steps_per_epoch="all",
         samples_per_epoch=None,
