@@ -115,9 +115,23 @@ def _estimate_stats(members: list[dict]) -> dict:
             [1.96 * e["estimate_std"] for _, e in found if "estimate_std" in e]
         ),
         "says_unreliable": stats(
-            [float(e["says_unreliable"]) for _, e in found if "says_unreliable" in e]
+            [
+                float(_says_unreliable(m))
+                for m in members
+                if "says_unreliable" in ((m.get("extra") or {}).get("estimate") or {})
+            ]
         ),
     }
+
+
+def _says_unreliable(run: dict) -> bool:
+    """Whether ``estimated_clean_accuracy`` says it cannot estimate this run.
+
+    It warns on every fit the verdict distrusts: a run recorded before it did
+    shows it by the ``UntrustedFitWarning`` among the fit's warnings.
+    """
+    distrusted = any("UntrustedFitWarning" in w for w in run.get("warnings") or [])
+    return run["extra"]["estimate"]["says_unreliable"] or distrusted
 
 
 def pending_cells(runs: list[dict], missing: list[dict]) -> set[tuple]:

@@ -17,8 +17,10 @@ optimizer and epoch budget, four ways to train a classifier on noisy labels:
 - **DivideMix**: `DivideMixClassifier` with its defaults, given only the
   shared budget (`max_epochs`, `batch_size`, `lr`, `lr_decay`, which are its
   defaults too except `max_epochs`, set per data set below) and `random_state`: so
-  `division='per_class'`, `lambda_u=0`, `alpha=0`, `steps_per_epoch='all'`,
-  `noise_floor='auto'`, `warmup_epochs='auto'` (about 200 optimiser steps:
+  `division='per_class'`, `lambda_u=0`, `alpha='auto'` (mixup of 0.5 where
+  the first division flags at least 30 % of the labels, none below),
+  `steps_per_epoch='all'`, `noise_floor='auto'`, `warmup_epochs='auto'`
+  (about 200 optimiser steps:
   10 epochs on digits, 3 on 6,000 samples, 2 on 10,000) with the automatic
   extension, and no `confidence_penalty`, even under asymmetric noise.
 - **cross-entropy**: a skorch `NeuralNetClassifier` (criterion
@@ -132,8 +134,9 @@ samples were), set against the true test accuracy of the same runs: error = esti
 true, mean over the seeds that recorded it; "95 % interval" is the estimate's own
 (1.96 standard errors from sampling the test set, recorded since it was
 added); "says it can't" counts the runs where it warned
-(`UnreliableEstimateWarning`). The target (issue 17): within 3 points, or it
-says that it can't.
+(`UnreliableEstimateWarning`), or whose fit raised `UntrustedFitWarning`: it
+warns on every distrusted fit since after some runs were recorded. The
+target (issue 17): within 3 points, or it says that it can't.
 
 {estimate}
 """

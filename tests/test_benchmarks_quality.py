@@ -218,6 +218,15 @@ def test_estimate_table_sets_the_estimate_against_the_truth(quality):
         "| MNIST (CNN) | sym 80 % | 2 | 72.0 ± 2.0 | 70.0 ± 2.0 | -2.0 ± 4.0 | 6.0 "
         "| ±5.9 | 1 of 1 |" in text
     )
+    # a narrow interval from a distrusted fit: recorded before the estimate
+    # warned on those, it counts as said by the fit's UntrustedFitWarning
+    narrow = run(3, 0.42, (0.20, 0.005))
+    assert not narrow["extra"]["estimate"]["says_unreliable"]
+    entry = quality_report.aggregate([narrow])["mnist/images", "sym80", "dividemix"]
+    assert entry["says_unreliable"]["mean"] == 0.0
+    narrow["warnings"] = ["UntrustedFitWarning: clean_mask_ can't be trusted: ..."]
+    entry = quality_report.aggregate([narrow])["mnist/images", "sym80", "dividemix"]
+    assert entry["says_unreliable"]["mean"] == 1.0
 
 
 def test_report_keeps_forms_apart_and_marks_cells_not_run(quality, tmp_path):
