@@ -73,7 +73,9 @@ class DivideMixClassifier(
         and at most the paper's 10 or half the budget (10 epochs on 1,257
         samples, 3 on 6,000, at batch size 64), so that any budget from 2
         epochs reaches MixMatch; extended while the evidence asks for it
-        (``max_warmup_epochs``). See :ref:`parameters`.
+        (``max_warmup_epochs``). On long-tailed data use 10, so that the
+        rare classes are learnt before the first division. See
+        :ref:`parameters`.
     max_warmup_epochs : int or 'auto', default='auto'
         Most epochs warm-up may last while the losses are not yet bimodal and
         their separation still grows. ``'auto'`` is ``max(warmup_epochs,
