@@ -381,21 +381,22 @@ speak through the table.
   `per_class_raw` and `balanced` meet the bar in all four cells, `per_class`
   by 5.3 (Fashion-MNIST) and 15.7 points (MNIST) at imbalance 50.
 - **Today's defaults** (the tagged row `defaults`: `alpha='auto'`, the
-  `'auto'` warm-up of about 200 optimiser steps, 3-4 epochs on these
-  4,200 (imbalance 50) and 5,100 (imbalance 20) samples) **do not meet the bar at imbalance 50**: they lose
-  Fashion-MNIST's ankle boot (class 9, 0 % at seed 0) and bag (class 8,
-  19 % at seed 1), and MNIST's 8 (every seed) and 9 (two seeds), and beat plain
-  cross-entropy by only 1.2 and 4.6 points. At imbalance 20 they lose
-  nothing. The cause is the short warm-up, measured: with
-  `warmup_epochs=10` (the row `defaults_warmup10`, as the divisions above
-  had) no class is lost in any cell or seed, and balanced accuracy is 4.4 /
-  5.6 points above plain cross-entropy on Fashion-MNIST (imbalance 20 / 50)
-  and 13.7 / 13.3 on MNIST. Three or four epochs are too few for the rare classes
-  to be learnt before the first division, which then calls their clean
-  labels wrong: at imbalance 50 it flags 32 % (Fashion-MNIST) and 20 %
-  (MNIST) of the rare classes' correct labels, against 26 % and 4 % after
-  10 warm-up epochs. Neither mixup (`defaults_alpha0`: `alpha=0`) nor the
-  noise floor (`defaults_nofloor`: it is off here, bit for bit the same
-  fits) is the cause. So `warmup_epochs=10` is the documented setting for
-  imbalanced data (user guide, "Class-imbalanced data").
+  `'auto'` warm-up of about 200 optimiser steps, 3-4 epochs on these 4,200
+  (imbalance 50) and 5,100 (imbalance 20) samples) **do not meet the bar
+  at imbalance 50**: they lose Fashion-MNIST's ankle boot (class 9, 0 % at
+  seed 0) and bag (class 8, 19 % at seed 1), and MNIST's 8 (every seed)
+  and 9 (two seeds), and beat plain cross-entropy by only 1.2 and 4.6
+  points. At imbalance 20 they lose nothing. The cause is the short
+  warm-up, measured: with `warmup_epochs=10` (the row `defaults_warmup10`,
+  as the divisions above had) no class is lost in any cell or seed, and
+  balanced accuracy is 4.4 / 5.6 points above plain cross-entropy on
+  Fashion-MNIST (imbalance 20 / 50) and 13.7 / 13.3 on MNIST. Three or
+  four epochs are too few for the rare classes to be learnt before the
+  first division, which then calls their clean labels wrong: at imbalance
+  50 it flags 32 % (Fashion-MNIST) and 20 % (MNIST) of the rare classes'
+  correct labels, against 26 % and 4 % after 10 warm-up epochs. Neither
+  mixup (`defaults_alpha0`: `alpha=0`) nor the noise floor
+  (`defaults_nofloor`: it is off here, bit for bit the same fits) is the
+  cause. So `warmup_epochs=10` is the documented setting for imbalanced
+  data (user guide, "Class-imbalanced data").
 """
