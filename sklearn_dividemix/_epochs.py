@@ -142,12 +142,13 @@ def _end_of_warmup(
     phase.rampup_epochs = settings.rampup_epochs
     if settings.rampup_epochs == "auto":
         phase.rampup_epochs = auto_rampup_epochs(settings.max_epochs - epoch)
+    # the estimated noise rate the 'auto' choices below are made from
+    noise_rate = float(np.mean(phase.first_noise_rates))
     phase.alpha = settings.alpha
     if settings.alpha == "auto":
-        phase.alpha = auto_alpha(float(np.mean(phase.first_noise_rates)))
+        phase.alpha = auto_alpha(noise_rate)
     phase.lambda_u = settings.lambda_u
     if settings.lambda_u == "auto":
-        noise_rate = estimate_noise_rate(divisions, settings.p_threshold)
         phase.lambda_u = auto_lambda_u(noise_rate, data.n_classes)
     return None
 
