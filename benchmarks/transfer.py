@@ -12,8 +12,10 @@ training images and the same epochs:
   of the learning rate, its own normalisation as ``normalize=(mean, std)``);
 - ``frozen_dividemix``: :class:`FrozenFeatures` of the pretrained backbone,
   then DivideMix's MLP on the vectors;
-- on symmetric 50 % only, the defaults study: ``backbone_lr_ratio=0.1``,
-  ``freeze_backbone_epochs=1`` and ``lr=0.1`` against the defaults
+- on symmetric 50 % only (``--rows`` picks any rows for any noise), the
+  defaults study: ``backbone_lr_ratio=0.1``, ``freeze_backbone_epochs=1``,
+  ``freeze_backbone_epochs`` equal to the warm-up (linear probing, then
+  fine-tuning) and ``lr=0.1`` against the defaults
   (``lr='auto'``, 0.02 for a module of one's own; ratio 1). The first run
   (``results/transfer.json``) was made while the ratio's default was 0.1:
   there ``pretrained_dividemix`` has 0.1 and ``pretrained_dividemix_ratio_1``
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -171,17 +174,28 @@ def estimators(pretrained: dict, args, noise: str) -> dict:
         # a variant: its DivideMix rows only, named apart
         changed = ("scratch_dividemix", "pretrained_dividemix")
         return {f"{k}[{args.tag}]": rows[k] for k in changed}
-    if not pair_flip and not args.no_study:
-        rows["pretrained_dividemix_ratio_0.1"] = lambda: DivideMixClassifier(
-            **dividemix, **tuned, backbone_lr_ratio=0.1
-        )
-        rows["pretrained_dividemix_freeze_1"] = lambda: DivideMixClassifier(
-            **dividemix, **tuned, freeze_backbone_epochs=1
-        )
-        rows["pretrained_dividemix_lr_0.1"] = lambda: DivideMixClassifier(
-            **dividemix, **tuned, lr=0.1
-        )
-    return rows
+    study = {
+        "pretrained_dividemix_ratio_0.1": dict(backbone_lr_ratio=0.1),
+        "pretrained_dividemix_freeze_1": dict(freeze_backbone_epochs=1),
+        # linear probing during the warm-up, then fine-tuning (LP-FT)
+        "pretrained_dividemix_freeze_warmup": dict(freeze_backbone_epochs=args.warmup),
+        "pretrained_dividemix_lr_0.1": dict(lr=0.1),
+    }
+    for name, change in study.items():
+        rows[name] = partial(DivideMixClassifier, **{**dividemix, **tuned, **change})
+    return select_rows(rows, args.rows, study_too=not (pair_flip or args.no_study))
+
+
+def select_rows(rows: dict, names, *, study_too: bool) -> dict:
+    """``names`` (``--rows``) in order if given, else the main rows and, with
+    ``study_too``, the defaults study (the rows named ``pretrained_dividemix_*``)."""
+    if names:
+        unknown = sorted(set(names) - set(rows))
+        if unknown:
+            raise SystemExit(f"unknown rows {unknown}; choose from {sorted(rows)}")
+        return {name: rows[name] for name in names}
+    study = [name for name in rows if name.startswith("pretrained_dividemix_")]
+    return {k: v for k, v in rows.items() if study_too or k not in study}
 
 
 def variant(args) -> dict:
@@ -224,6 +238,9 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-study", action="store_true")
+    parser.add_argument(
+        "--rows", nargs="+", default=None, help="run only these rows (any noise)"
+    )
     parser.add_argument(
         "--noises", nargs="+", choices=sorted(NOISE_NAMES), default=sorted(NOISE_NAMES)
     )
