@@ -177,8 +177,11 @@ class DivideMixClassifier(
         ``'imagenet'`` or a ``(mean, std)`` pair use a pretrained network's
         own. See :ref:`parameters`.
     input_size : int or None, default=None
-        Side of the square images the network expects; batches are resized
-        and centre-cropped on the device. None keeps the size of ``X``.
+        Side of the square images the network expects; array batches are
+        resized and centre-cropped on the device, a Dataset's samples one by
+        one before collation (so an image folder of mixed sizes works).
+        Prediction then takes images of any size. None keeps the size of
+        ``X``.
     image_layout : {'auto', 'NCHW', 'NHWC'}, default='auto'
         Axis order of image samples; ``'auto'`` reads it from which end axis
         has 1, 3 or 4 entries, and raises when both could. See
@@ -643,6 +646,7 @@ class DivideMixClassifier(
             eval_loader_params=input_settings(self).eval_loader_params,
             scale=getattr(self, "input_scale_", None),
             dataset_keys=self.dataset_keys,
+            input_size=self.input_size,
         )
         return prediction_source(X, fitted, self.net1_.device)
 

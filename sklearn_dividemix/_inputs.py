@@ -18,7 +18,8 @@ from torch.utils.data import Dataset, Subset
 
 from ._data import ArraySource, DatasetSource, DataSource, is_dataset
 from ._layout import Preprocess, RunningMoments, channels_first_shape, resolve_layout
-from ._samples import SampleReader, check_deterministic, sample_reader
+from ._pretrained_input import resized_shape
+from ._samples import SampleReader, check_deterministic, sample_reader, sized_reader
 from ._scale import InputScale, measure_scale, prediction_factor, sample_rows
 
 __all__ = [
@@ -50,6 +51,8 @@ class InputSettings:
     # a pretrained net's own (mean, std) on [0, 1] input, which replace the
     # data's statistics (_pretrained_input.fixed_stats); None: the data's
     stats: tuple[np.ndarray, np.ndarray] | None = None
+    # input_size: a Dataset's samples are resized to it before collation
+    input_size: int | None = None
 
 
 # Items of a Dataset whose values decide its scale: the first batch, as
@@ -128,9 +131,17 @@ class _Head:
 
 
 def _dataset_head(
-    dataset: Dataset, dataset_keys: object, check_transform: bool = False
+    dataset: Dataset,
+    dataset_keys: object,
+    check_transform: bool = False,
+    size: int | None = None,
+    image_layout: str = "auto",
 ) -> _Head:
-    """Read the first items (at most :data:`_HEAD_ITEMS`) of a Dataset."""
+    """Read the first items (at most :data:`_HEAD_ITEMS`) of a Dataset.
+
+    With ``size`` (``input_size``), the reader resizes every sample before
+    collation, and the head's sample shape is the resized one.
+    """
     if len(dataset) == 0:
         raise ValueError("The Dataset is empty; fit needs at least 2 samples.")
     first = dataset[0]
@@ -138,6 +149,7 @@ def _dataset_head(
     items = [first]
     if check_transform:
         items = check_deterministic(dataset, reader, first)
+    reader = sized_reader(reader, first, size, image_layout)
     n_head = min(len(dataset), _HEAD_ITEMS)
     items += [dataset[i] for i in range(len(items), n_head)]
     batch = reader.collate(items)
@@ -220,7 +232,13 @@ def dataset_labels(dataset: Dataset, settings: InputSettings) -> np.ndarray:
 def _read_dataset(
     dataset: Dataset, y, settings: InputSettings, device: str
 ) -> FitInput:
-    head = _dataset_head(dataset, settings.dataset_keys, check_transform=True)
+    head = _dataset_head(
+        dataset,
+        settings.dataset_keys,
+        check_transform=True,
+        size=settings.input_size,
+        image_layout=settings.image_layout,
+    )
     layout = resolve_layout(head.sample_shape, settings.image_layout)
     if y is None and not head.has_label:
         raise ValueError(
@@ -329,6 +347,8 @@ class FittedInput:
     # None for an estimator fitted before the scale was recorded: fit's rule
     scale: InputScale | None = None
     dataset_keys: str | tuple | None = None
+    # input_size: every image is resized to it, so any size is accepted
+    input_size: int | None = None
 
     def preprocess(
         self, layout: str | None, got: InputScale, device: str
@@ -354,17 +374,24 @@ def prediction_source(X, fitted: FittedInput, device: str) -> DataSource:
 
     Images may come in another layout than in fit (a model fitted on uint8
     NHWC arrays predicts on ``ToTensor`` images): what must match is the
-    converted (channels-first) sample shape. Their scale is measured on a
-    sample of rows and must be fit's, or convertible to it.
+    converted (channels-first) sample shape, or only the channels under an
+    ``input_size``, to which every image is resized. Their scale is measured
+    on a sample of rows and must be fit's, or convertible to it.
     """
+    size = fitted.input_size
     module_shape = channels_first_shape(fitted.sample_shape, fitted.layout)
     if is_dataset(X):
-        head = _dataset_head(X, fitted.dataset_keys)
+        head = _dataset_head(
+            X, fitted.dataset_keys, size=size, image_layout=fitted.image_layout
+        )
         shape, scale = head.sample_shape, head.scale
     else:
         shape, scale = tuple(X.shape[1:]), measure_scale(sample_rows(X))
     layout = _prediction_layout(shape, fitted)
-    check_sample_shape(channels_first_shape(shape, layout), module_shape)
+    check_sample_shape(
+        resized_shape(channels_first_shape(shape, layout), size),
+        resized_shape(module_shape, size),
+    )
     preprocess = fitted.preprocess(layout, scale, device)
     if is_dataset(X):
         loader = fitted.eval_loader_params

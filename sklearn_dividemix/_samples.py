@@ -4,26 +4,33 @@ Datasets yield ``x``, ``(x, label)`` (torchvision) or dicts such as
 ``{"image": ..., "label": ...}`` (the Hugging Face form). A
 :class:`SampleReader`, resolved once from the first item and the estimator's
 ``dataset_keys``, splits every item the same way and collates batches of
-them. The first items are also read twice: a Dataset with a random transform
-gives two different reads, and is refused.
+them, resizing each sample first when the estimator has an ``input_size``
+(so that an image folder of mixed sizes collates). The first items are also
+read twice: a Dataset with a random transform gives two different reads, and
+is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from sklearn.utils._param_validation import InvalidParameterError
 from torch.utils.data import Dataset
 
+from ._layout import resolve_layout
+from ._pretrained_input import resize_batch
+
 __all__ = [
     "INPUT_KEYS",
     "LABEL_KEYS",
     "SampleReader",
     "check_deterministic",
+    "resize_sample",
     "sample_reader",
+    "sized_reader",
 ]
 
 # Keys tried in turn by dataset_keys=None: Hugging Face image data sets use
@@ -45,6 +52,19 @@ def _to_tensor(x: object) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
+def resize_sample(x: torch.Tensor, layout: str | None, size: int) -> torch.Tensor:
+    """One image resized as :func:`resize_batch` resizes a batch, in its own
+    layout (``'NHW'``, ``'NCHW'`` or ``'NHWC'`` read without the batch axis);
+    feature vectors (``layout`` None) are returned as they are."""
+    if layout is None:
+        return x
+    if layout == "NHW":
+        return resize_batch(x[None, None], size)[0, 0]
+    if layout == "NHWC":
+        return resize_batch(x.permute(2, 0, 1)[None], size)[0].permute(1, 2, 0)
+    return resize_batch(x[None], size)[0]
+
+
 @dataclass(frozen=True)
 class SampleReader:
     """Splits Dataset items into input and label, and collates them.
@@ -54,10 +74,18 @@ class SampleReader:
     input_key, label_key : str or None
         Keys of dict items; None for tuple items (``x`` or ``(x, label,
         ...)``), and ``label_key`` None for dict items without labels.
+    size : int or None
+        Side each image is resized and centre-cropped to before collation
+        (``input_size``); None collates samples as they are.
+    layout : str or None
+        The samples' layout (``'NHW'``, ``'NCHW'``, ``'NHWC'``), which tells
+        :meth:`collate` their spatial axes; only read with ``size``.
     """
 
     input_key: str | None = None
     label_key: str | None = None
+    size: int | None = None
+    layout: str | None = None
 
     def input(self, item: object) -> object:
         """The input part of an item."""
@@ -81,15 +109,20 @@ class SampleReader:
     def collate(self, items: list) -> torch.Tensor:
         """Stack the inputs of items into one raw batch tensor."""
         tensors = [_to_tensor(self.input(item)) for item in items]
+        if self.size is not None:
+            # per sample, before stacking: the samples may differ in size
+            tensors = [resize_sample(t, self.layout, self.size) for t in tensors]
         first = tensors[0].shape
         for tensor in tensors[1:]:
             if tensor.shape != first:
                 raise ValueError(
                     "The Dataset yields samples of different shapes "
                     f"({tuple(first)} and {tuple(tensor.shape)}); every sample "
-                    "must have one shape. Give it a deterministic transform such "
-                    "as transforms.Compose([transforms.Resize(32), "
-                    "transforms.CenterCrop(32), transforms.ToTensor()])."
+                    "must have one shape. Set input_size (each image is then "
+                    "resized and centre-cropped to it), or give the Dataset a "
+                    "deterministic transform such as transforms.Compose("
+                    "[transforms.Resize(32), transforms.CenterCrop(32), "
+                    "transforms.ToTensor()])."
                 )
         return torch.stack(tensors)
 
@@ -148,6 +181,17 @@ def sample_reader(item: object, dataset_keys: object = None) -> SampleReader:
             f"dataset_keys=({keys[0]!r}, None)."
         )
     return SampleReader(input_key, label_key)
+
+
+def sized_reader(
+    reader: SampleReader, first: object, size: int | None, image_layout: str
+) -> SampleReader:
+    """``reader``, resizing each sample to ``size`` in the layout of the
+    Dataset's first item ``first`` (``image_layout`` as the estimator's)."""
+    if size is None:
+        return reader
+    shape = tuple(_to_tensor(reader.input(first)).shape)
+    return replace(reader, size=size, layout=resolve_layout(shape, image_layout))
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:

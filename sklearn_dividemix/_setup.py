@@ -290,6 +290,7 @@ def input_settings(estimator) -> InputSettings:
         eval_loader_params=loader_params(routed, "iterator_valid__"),
         dataset_keys=getattr(estimator, "dataset_keys", None),
         stats=fixed_stats(estimator.normalize, estimator.module),
+        input_size=estimator.input_size,
     )
 
 

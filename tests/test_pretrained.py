@@ -370,6 +370,29 @@ def test_imagenet_normalisation_and_resize_reach_the_module(images):
     np.testing.assert_allclose(first[0, 0].cpu().numpy(), expected[0, 0], atol=1e-5)
 
 
+def test_input_size_resizes_an_image_folder_of_mixed_sizes(images, tmp_path):
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    X, y = images
+    sizes = [(12, 12), (20, 14), (9, 17), (30, 30)]
+    for i, (image, label) in enumerate(zip(X, y, strict=True)):
+        folder = tmp_path / f"class_{label}"
+        folder.mkdir(exist_ok=True)
+        width, height = sizes[i % len(sizes)]
+        Image.fromarray(image).resize((width, height)).save(folder / f"{i:02d}.png")
+    dataset = ImageFolder(tmp_path)
+    with pytest.raises(ValueError, match="different shapes.*Set input_size"):
+        DivideMixClassifier(_RecordShape(3), **FAST).fit(dataset)
+    clf = DivideMixClassifier(_RecordShape(3), **FAST, input_size=10).fit(dataset)
+    assert clf.input_shape_ == (10, 10, 3) and clf.image_layout_ == "NHWC"
+    assert clf.net1_.module_.seen == (3, 10, 10)
+    assert clf.predict(dataset).shape == (16,)
+    # with an input_size, prediction takes images of any size (here 12x12)
+    assert clf.predict_proba(X[:3]).shape == (3, 3)
+    assert clf.net1_.module_.seen == (3, 10, 10)
+
+
 def test_timm_normalisation_is_the_auto_default(images):
     X, y = images
     clf = DivideMixClassifier(_TimmLike(), **FAST).fit(X, y)

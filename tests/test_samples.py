@@ -8,7 +8,14 @@ from torch.utils.data import Dataset, TensorDataset
 from torchvision.transforms import RandomCrop
 
 from sklearn_dividemix import DivideMixClassifier
-from sklearn_dividemix._samples import SampleReader, check_deterministic, sample_reader
+from sklearn_dividemix._pretrained_input import resize_batch
+from sklearn_dividemix._samples import (
+    SampleReader,
+    check_deterministic,
+    resize_sample,
+    sample_reader,
+    sized_reader,
+)
 from tests._budgets import SHORT, band_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn_dividemix.DivisionWarning")
@@ -157,3 +164,55 @@ def test_a_deterministic_transform_is_accepted():
     X, y = band_images(36)
     dataset = _Transformed(X, y, lambda x: x.flip(-1))
     assert DivideMixClassifier(**SHORT).fit(dataset).predict(dataset).shape == (36,)
+
+
+# -- input_size: samples resized before collation ------------------------------
+
+
+@pytest.mark.parametrize(
+    "layout, shape, resized",
+    [
+        ("NHW", (9, 14), (6, 6)),
+        ("NCHW", (3, 9, 14), (3, 6, 6)),
+        ("NHWC", (9, 14, 3), (6, 6, 3)),
+    ],
+)
+def test_resize_sample_is_the_batch_resize_in_the_samples_layout(
+    layout, shape, resized
+):
+    rng = np.random.RandomState(0)
+    x = torch.from_numpy(rng.randint(0, 256, shape).astype(np.uint8))
+    out = resize_sample(x, layout, 6)
+    assert out.shape == resized and out.dtype == torch.uint8
+    # the same pixels as resizing a batch of it, channels first
+    to_batch = {
+        "NHW": lambda t: t[None, None],
+        "NCHW": lambda t: t[None],
+        "NHWC": lambda t: t.permute(2, 0, 1)[None],
+    }
+    from_batch = {
+        "NHW": lambda t: t[0, 0],
+        "NCHW": lambda t: t[0],
+        "NHWC": lambda t: t[0].permute(1, 2, 0),
+    }
+    expected = from_batch[layout](resize_batch(to_batch[layout](x), 6))
+    assert torch.equal(out, expected)
+
+
+def test_resize_sample_leaves_feature_vectors():
+    assert resize_sample(torch.ones(5), None, 6).shape == (5,)
+
+
+def test_sized_reader_collates_samples_of_mixed_sizes():
+    items = [(np.zeros((h, w, 3), np.uint8), 0) for h, w in [(10, 14), (16, 8)]]
+    plain = sample_reader(items[0])
+    with pytest.raises(ValueError, match="different shapes.*Set input_size"):
+        plain.collate(items)
+    assert sized_reader(plain, items[0], None, "auto") is plain
+    reader = sized_reader(plain, items[0], 6, "auto")
+    assert (reader.size, reader.layout) == (6, "NHWC")
+    assert reader.collate(items).shape == (2, 6, 6, 3)
+    # image_layout decides an ambiguous sample's axes, as for the whole fit
+    square = [(np.zeros((3, 5, 3), np.uint8), 0)]
+    channels_first = sized_reader(plain, square[0], 4, "NCHW")
+    assert channels_first.collate(square).shape == (1, 3, 4, 4)
