@@ -12,10 +12,8 @@ training images and the same epochs:
   of the learning rate, its own normalisation as ``normalize=(mean, std)``);
 - ``frozen_dividemix``: :class:`FrozenFeatures` of the pretrained backbone,
   then DivideMix's MLP on the vectors;
-- on symmetric 50 % only (``--rows`` picks any rows for any noise), the
-  defaults study: ``backbone_lr_ratio=0.1``, ``freeze_backbone_epochs=1``,
-  ``freeze_backbone_epochs`` equal to the warm-up (linear probing, then
-  fine-tuning) and ``lr=0.1`` against the defaults
+- on symmetric 50 % only, the defaults study: ``backbone_lr_ratio=0.1``,
+  ``freeze_backbone_epochs=1`` and ``lr=0.1`` against the defaults
   (``lr='auto'``, 0.02 for a module of one's own; ratio 1). The first run
   (``results/transfer.json``) was made while the ratio's default was 0.1:
   there ``pretrained_dividemix`` has 0.1 and ``pretrained_dividemix_ratio_1``
@@ -24,6 +22,10 @@ training images and the same epochs:
 "CE" is the same two nets trained for the same epochs with cross-entropy
 only (``warmup_epochs=max_epochs``). Test accuracy is on the clean test
 images of classes 5-9, after the last epoch.
+
+``--rows`` runs the rows it names, for every noise: these, the study's,
+``pretrained_dividemix_freeze_warmup`` (the backbone frozen during the
+warm-up: linear probing, then fine-tuning) and ``pretrained_ce_lr_0.1``.
 
 Run: ``python -m benchmarks.transfer`` (about 35 minutes of one CPU core at
 the defaults); ``--table`` prints the Markdown table of the saved JSON.
@@ -63,6 +65,11 @@ NOISES = {
 }
 NOISE_NAMES = {"sym50": "symmetric 50 %", "pair40": "pair-flip 40 %"}
 SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
+STUDY_ROWS = (
+    "pretrained_dividemix_ratio_0.1",
+    "pretrained_dividemix_freeze_1",
+    "pretrained_dividemix_lr_0.1",
+)
 # the settings that make a row; a saved row of other settings is not reused
 _ROW_SETTINGS = (
     "dataset",
@@ -174,28 +181,33 @@ def estimators(pretrained: dict, args, noise: str) -> dict:
         # a variant: its DivideMix rows only, named apart
         changed = ("scratch_dividemix", "pretrained_dividemix")
         return {f"{k}[{args.tag}]": rows[k] for k in changed}
-    study = {
+    changes = {
+        # the defaults study (symmetric rows, unless --no-study)
         "pretrained_dividemix_ratio_0.1": dict(backbone_lr_ratio=0.1),
         "pretrained_dividemix_freeze_1": dict(freeze_backbone_epochs=1),
-        # linear probing during the warm-up, then fine-tuning (LP-FT)
-        "pretrained_dividemix_freeze_warmup": dict(freeze_backbone_epochs=args.warmup),
         "pretrained_dividemix_lr_0.1": dict(lr=0.1),
+        # with --rows only: linear probing during the warm-up, then fine-tuning
+        # (LP-FT), and the baseline at the lr row's rate, for a fair comparison
+        "pretrained_dividemix_freeze_warmup": dict(freeze_backbone_epochs=args.warmup),
+        "pretrained_ce_lr_0.1": dict(lr=0.1),
     }
-    for name, change in study.items():
-        rows[name] = partial(DivideMixClassifier, **{**dividemix, **tuned, **change})
-    return select_rows(rows, args.rows, study_too=not (pair_flip or args.no_study))
+    extra = {}
+    for name, change in changes.items():
+        base = ce if name.startswith("pretrained_ce") else dividemix
+        extra[name] = partial(DivideMixClassifier, **{**base, **tuned, **change})
+    if args.rows:
+        return pick_rows({**rows, **extra}, args.rows)
+    if not (pair_flip or args.no_study):
+        rows.update({name: extra[name] for name in STUDY_ROWS})
+    return rows
 
 
-def select_rows(rows: dict, names, *, study_too: bool) -> dict:
-    """``names`` (``--rows``) in order if given, else the main rows and, with
-    ``study_too``, the defaults study (the rows named ``pretrained_dividemix_*``)."""
-    if names:
-        unknown = sorted(set(names) - set(rows))
-        if unknown:
-            raise SystemExit(f"unknown rows {unknown}; choose from {sorted(rows)}")
-        return {name: rows[name] for name in names}
-    study = [name for name in rows if name.startswith("pretrained_dividemix_")]
-    return {k: v for k, v in rows.items() if study_too or k not in study}
+def pick_rows(rows: dict, names: list[str]) -> dict:
+    """The rows ``--rows`` names, in its order."""
+    unknown = sorted(set(names) - set(rows))
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; choose from {sorted(rows)}")
+    return {name: rows[name] for name in names}
 
 
 def variant(args) -> dict:
