@@ -310,14 +310,36 @@ def test_factory_given_weights_gets_no_num_classes():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="no timm")
-def test_timm_model_instance_fits(images):
+def test_timm_pretrained_model_keeps_its_weights_and_gets_a_new_head(tmp_path, images):
     import timm
 
-    model = timm.create_model("resnet18", pretrained=False, num_classes=10)
+    # pretrained=True, its weights a file made here: timm reads it, no download
+    torch.manual_seed(0)
+    torch.save(timm.create_model("resnet18").state_dict(), tmp_path / "w.pth")
+    model = timm.create_model(
+        "resnet18", pretrained=True, pretrained_cfg_overlay={"file": tmp_path / "w.pth"}
+    )
+    given = _state(model)
+    assert torch.equal(
+        given["conv1.weight"], torch.load(tmp_path / "w.pth")["conv1.weight"]
+    )
     X, y = images
-    clf = DivideMixClassifier(model, **FAST).fit(X, y)
-    assert clf.head_replaced_ is not None
-    assert model.num_classes == 10
+    clf = DivideMixClassifier(
+        model, **{**FAST, "max_epochs": 1}, freeze_backbone_epochs=1
+    ).fit(X[:8], y[:8])
+    # the head timm's reset_classifier redrew; timm's ImageNet statistics
+    assert clf.head_replaced_ == "fc"
+    np.testing.assert_allclose(clf.input_mean_, IMAGENET_MEAN, rtol=1e-6)
+    assert model.num_classes == 1000
+    assert all(torch.equal(given[k], v) for k, v in model.state_dict().items())
+    nets = clf.net1_.module_, clf.net2_.module_
+    for net in nets:
+        assert net.num_classes == 3 and net.fc.out_features == 3
+        for name, param in net.named_parameters():
+            if not name.startswith("fc."):
+                assert torch.equal(param.detach(), given[name]), name
+    assert not torch.equal(nets[0].fc.weight, nets[1].fc.weight)
+    assert clf.predict(X[:2]).shape == (2,)
 
 
 # -- the input a pretrained net expects --------------------------------------
