@@ -84,8 +84,9 @@ class DivideMixClassifier(
     batch_size : int, default=64
         Size of the labeled and of the unlabeled mini-batch (paper: 64).
     lr : float or 'auto', default='auto'
-        Learning rate. ``'auto'`` is 0.1 for the built-in modules
-        (``module=None``) and the paper's 0.02 for a module of your own. See
+        Learning rate. ``'auto'`` is 0.1 for the built-in networks
+        (``module=None``, or their classes or instances, pretrained or not)
+        and the paper's 0.02 for a module of your own. See
         :ref:`parameters`.
     optimizer : callable, default=torch.optim.SGD
         Optimizer class; with SGD, the paper's ``optimizer__momentum=0.9``
@@ -98,7 +99,9 @@ class DivideMixClassifier(
         Learning rate of the parameters outside the head, as a fraction of
         ``lr``. ``'auto'`` is 1, as measured. See :ref:`parameters`.
     freeze_backbone_epochs : int, default=0
-        Epochs at the start during which only the head is trained.
+        Epochs at the start during which only the head is trained. Measured
+        on pretrained small CNNs, freezing for the warm-up cost 0.1-2.7
+        points (see :ref:`fine_tuning`).
     lr_decay : float, default=0.1
         Factor applied to the learning rate halfway through ``max_epochs``
         (paper: 0.1). ``1.0`` keeps it constant.
@@ -123,8 +126,9 @@ class DivideMixClassifier(
         See :ref:`parameters`.
     lr_warmup_epochs : int or 'auto', default='auto'
         Epochs over which the learning rate rises linearly from nearly 0 to
-        ``lr`` (``0``: none). ``'auto'`` is 1 for a module of your own, 0 for
-        the built-in ones. See :ref:`parameters`.
+        ``lr`` (``0``: none). ``'auto'`` is 1 for any module you pass (a
+        class, factory or instance), 0 for ``module=None``. See
+        :ref:`parameters`.
     rampup_epochs : int or 'auto', default=16
         Epochs after warm-up over which the unlabeled weight rises from 0 to
         ``lambda_u`` (paper: 16). ``'auto'`` is a third of the epochs left

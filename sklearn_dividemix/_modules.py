@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["MLPClassifierModule", "SmallCNNClassifierModule"]
+__all__ = ["MLPClassifierModule", "SmallCNNClassifierModule", "is_built_in"]
 
 
 class MLPClassifierModule(nn.Module):
@@ -103,3 +103,16 @@ class SmallCNNClassifierModule(nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(X))
+
+
+def is_built_in(module: object) -> bool:
+    """Whether ``module`` is one of this package's networks: None (built from
+    the data), one of their classes, or an instance of one (a built-in
+    network pretrained by the user). Their defaults (``lr='auto'``) follow
+    the architecture, not whether it starts from trained weights."""
+    built_in = (MLPClassifierModule, SmallCNNClassifierModule)
+    if module is None:
+        return True
+    if isinstance(module, type):
+        return issubclass(module, built_in)
+    return isinstance(module, built_in)

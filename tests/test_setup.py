@@ -16,6 +16,7 @@ from sklearn_dividemix._setup import (
     check_routed_params,
     optimizer_defaults,
     resolve_device,
+    resolve_lr,
 )
 
 
@@ -94,6 +95,24 @@ def test_module_instance_is_taken_as_it_is():
     # copied per net when the nets are built (tests/test_pretrained.py)
     instance = nn.Linear(4, 2)
     assert module_and_kwargs(instance, (4,), 2) == (instance, {})
+
+
+@pytest.mark.parametrize(
+    "module, expected",
+    [
+        (None, 0.1),
+        (SmallCNNClassifierModule, 0.1),
+        # a built-in network pretrained by the user: the architecture decides
+        (SmallCNNClassifierModule(1, 3, width=4), 0.1),
+        (MLPClassifierModule(4, 3), 0.1),
+        (functools.partial(SmallCNNClassifierModule, width=4), 0.02),
+        (nn.Linear(4, 3), 0.02),
+        (nn.Linear, 0.02),
+    ],
+)
+def test_auto_lr_follows_the_architecture(module, expected):
+    assert resolve_lr("auto", module) == expected
+    assert resolve_lr(0.05, module) == 0.05
 
 
 @pytest.mark.parametrize(
