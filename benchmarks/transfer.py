@@ -14,7 +14,9 @@ training images and the same epochs:
   then DivideMix's MLP on the vectors;
 - on symmetric 50 % only, the defaults study: ``backbone_lr_ratio=0.1``,
   ``freeze_backbone_epochs=1`` and ``lr=0.1`` against the defaults
-  (``lr='auto'``, 0.02 for a module of one's own; ratio 1). The first run
+  (``lr='auto'``, which was 0.02 for the pretrained instance until December
+  and is now 0.1, the built-in CNN's rate however it starts; ratio 1). The
+  first run
   (``results/transfer.json``) was made while the ratio's default was 0.1:
   there ``pretrained_dividemix`` has 0.1 and ``pretrained_dividemix_ratio_1``
   the ratio 1.
