@@ -239,7 +239,11 @@ def _read_dataset(
         size=settings.input_size,
         image_layout=settings.image_layout,
     )
-    layout = resolve_layout(head.sample_shape, settings.image_layout)
+    layout = head.reader.layout
+    if head.reader.size is None:
+        layout = resolve_layout(head.sample_shape, settings.image_layout)
+    # else the reader resolved it on the raw samples, and resizing keeps it:
+    # resolving again would repeat a fallback layout's warning
     if y is None and not head.has_label:
         raise ValueError(
             "The Dataset yields inputs without labels; pass the labels as y "

@@ -1,5 +1,7 @@
 """Dataset items as users hold them: tuples, dicts, and fixed transforms."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,8 @@ from torch.utils.data import Dataset, TensorDataset
 from torchvision.transforms import RandomCrop
 
 from sklearn_dividemix import DivideMixClassifier
+from sklearn_dividemix._inputs import InputSettings, read_fit_input
+from sklearn_dividemix._layout import ImageLayoutWarning
 from sklearn_dividemix._pretrained_input import resize_batch
 from sklearn_dividemix._samples import (
     SampleReader,
@@ -201,6 +205,18 @@ def test_resize_sample_is_the_batch_resize_in_the_samples_layout(
 
 def test_resize_sample_leaves_feature_vectors():
     assert resize_sample(torch.ones(5), None, 6).shape == (5,)
+
+
+def test_a_resized_datasets_fallback_layout_is_warned_about_once():
+    # five bands, channels first: no axis looks like colour channels, so the
+    # layout falls back to NCHW with a warning, read on the raw samples only
+    X = torch.randint(0, 256, (6, 5, 12, 12), dtype=torch.uint8)
+    dataset = TensorDataset(X, torch.arange(6) % 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_input = read_fit_input(dataset, None, InputSettings(input_size=8), "cpu")
+    assert [w.category for w in caught].count(ImageLayoutWarning) == 1
+    assert (fit_input.layout, fit_input.sample_shape) == ("NCHW", (5, 8, 8))
 
 
 def test_sized_reader_collates_samples_of_mixed_sizes():
