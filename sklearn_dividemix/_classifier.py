@@ -138,6 +138,15 @@ class DivideMixClassifier(
         the split (PES), so that a small labeled set at high noise still
         gets full epochs, or one pass over the labeled set (the paper's).
         See :ref:`parameters`.
+    balance_labeled : bool, default=False
+        Weight the MixMatch labeled loss of each class by ``mean(n) / n_c``
+        (at most 3), where ``n_c`` counts the class's labels in the current
+        labeled set, as PES does: a class that the noise or the division
+        thinned out still weighs as much as the others (under pair flips,
+        the class whose labels were flipped away). Unlike scikit-learn's
+        ``class_weight='balanced'``, the counts are those of the labels
+        believed clean, read again at every division. See
+        :ref:`parameters`.
     samples_per_epoch : int, float or None, default=None
         Train each epoch on a fresh class-balanced sample of this many
         samples (a float: this share of the set) instead of the whole set,
@@ -347,6 +356,7 @@ class DivideMixClassifier(
             StrOptions({"auto"}),
         ],
         "steps_per_epoch": [StrOptions({"labeled", "all"})],
+        "balance_labeled": ["boolean"],
         "samples_per_epoch": [
             Interval(Integral, 1, None, closed="left"),
             Interval(RealNotInt, 0, 1, closed="right"),
@@ -404,6 +414,7 @@ class DivideMixClassifier(
         alpha="auto",
         rampup_epochs=16,
         steps_per_epoch="all",
+        balance_labeled=False,
         samples_per_epoch=None,
         divide_over="sample",
         noise_floor="auto",
@@ -446,6 +457,7 @@ class DivideMixClassifier(
         self.alpha = alpha
         self.rampup_epochs = rampup_epochs
         self.steps_per_epoch = steps_per_epoch
+        self.balance_labeled = balance_labeled
         self.samples_per_epoch = samples_per_epoch
         self.divide_over = divide_over
         self.noise_floor = noise_floor

@@ -204,6 +204,7 @@ def _mixmatch(
             alpha=_mixup_alpha(settings, phase),
             unlabeled_weight=unlabeled_weight,
             steps_per_epoch=settings.steps_per_epoch,
+            balance_classes=settings.balance_labeled,
             progress=reporter.step,
         )
         row[loss_key(i)] = terms.pop("loss", float("nan"))

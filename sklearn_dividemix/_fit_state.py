@@ -43,6 +43,8 @@ class LoopSettings:
     confidence_penalty: bool = False
     division: str = "global"
     steps_per_epoch: str = "labeled"
+    # weight the labeled loss's classes by their labeled counts
+    balance_labeled: bool = False
     noise_floor: bool | str = False
     samples_per_epoch: int | float | None = None
     divide_over: str = "sample"

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "balanced_class_weight",
     "linear_rampup",
     "negative_entropy",
     "soft_cross_entropy",
@@ -19,16 +20,63 @@ __all__ = [
 ]
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def soft_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    class_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Cross-entropy against soft targets, averaged over the batch.
 
-    ``L_x = -mean_i sum_c targets[i, c] * log_softmax(logits)[i, c]``.
+    ``L_x = -mean_i w_i sum_c targets[i, c] * log_softmax(logits)[i, c]``,
+    where ``w_i = sum_c targets[i, c] * class_weight[c]`` (a mixed or refined
+    target weighs as the classes it holds), 1 without ``class_weight``.
     An empty batch gives 0 so that a missing labeled set adds nothing.
     """
     if logits.shape[0] == 0:
         return logits.sum() * 0.0
     log_proba = F.log_softmax(logits, dim=1)
-    return -(targets * log_proba).sum(dim=1).mean()
+    per_sample = -(targets * log_proba).sum(dim=1)
+    if class_weight is not None:
+        per_sample = per_sample * (targets @ class_weight)
+    return per_sample.mean()
+
+
+# PES (Bai et al., NeurIPS 2021) caps the weight of its rarest classes at 3:
+# a class with few labeled samples left must not dominate the loss.
+MAX_CLASS_WEIGHT = 3.0
+
+
+def balanced_class_weight(
+    labels: torch.Tensor, n_classes: int, max_weight: float = MAX_CLASS_WEIGHT
+) -> torch.Tensor:
+    """Per-class weights ``mean(n) / n_c`` of a labeled set, capped.
+
+    ``n_c`` counts the labels of class ``c`` and ``mean(n)`` is taken over
+    the classes present, so that every present class weighs as much in
+    total (up to the cap); a class without labels gets ``max_weight``.
+
+    Parameters
+    ----------
+    labels : tensor of shape (n_labeled,)
+        The given labels of the labeled set, encoded ``0 .. n_classes - 1``.
+    n_classes : int
+        Number of classes.
+    max_weight : float, default=3.0
+        Largest weight of a class.
+
+    Returns
+    -------
+    weight : tensor of shape (n_classes,)
+        Float32 weights on the labels' device.
+    """
+    counts = torch.bincount(labels, minlength=n_classes).to(torch.float32)
+    present = counts > 0
+    weight = torch.full_like(counts, max_weight)
+    if present.any():
+        weight[present] = (counts[present].mean() / counts[present]).clamp(
+            max=max_weight
+        )
+    return weight
 
 
 def unlabeled_mse(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -49,6 +49,8 @@ class MixMatchBatch:
     targets: torch.Tensor
     n_labeled: int
     unlabeled_weight: float
+    # per-class weights of the labeled loss (balance_labeled=True), or None
+    class_weight: torch.Tensor | None = None
 
 
 class DivideMixNet(NeuralNet):
@@ -175,7 +177,9 @@ class DivideMixNet(NeuralNet):
     def _mixmatch_terms(self, logits, batch: MixMatchBatch) -> dict:
         n = batch.n_labeled
         terms = {
-            "loss_x": soft_cross_entropy(logits[:n], batch.targets[:n]),
+            "loss_x": soft_cross_entropy(
+                logits[:n], batch.targets[:n], batch.class_weight
+            ),
             "loss_u": batch.unlabeled_weight
             * unlabeled_mse(logits[n:], batch.targets[n:]),
             "penalty": uniform_prior_penalty(logits),

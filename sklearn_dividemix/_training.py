@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ._data import DataSource, gather
 from ._distributed import Replicas, SingleProcess
 from ._history import PHASE, loss_key
+from ._losses import balanced_class_weight
 from ._mixmatch import co_guess, co_refine, mixup, sample_mix_lambda
 from ._net import DivideMixNet, MixMatchBatch, WarmupBatch
 
@@ -209,11 +210,13 @@ def make_mixmatch_batch(
     alpha: float,
     unlabeled_weight: float,
     inputs: torch.Tensor | None = None,
+    class_weight: torch.Tensor | None = None,
 ) -> MixMatchBatch:
     """Views, co-refined and co-guessed targets, then mixup of the lot.
 
     ``inputs`` are the samples of ``cat([labeled, unlabeled])`` as the data
-    source delivered them; gathered here when not given.
+    source delivered them; gathered here when not given. ``class_weight``
+    weights the labeled loss per class (None: every class 1).
     """
     n_x, n_u = len(labeled), len(unlabeled)
     if inputs is None:
@@ -240,6 +243,7 @@ def make_mixmatch_batch(
         targets=mixed_targets,
         n_labeled=2 * n_x,
         unlabeled_weight=unlabeled_weight,
+        class_weight=class_weight,
     )
 
 
@@ -297,12 +301,15 @@ def run_mixmatch_epoch(
     alpha: float,
     unlabeled_weight: Callable[[float], float],
     steps_per_epoch: str = "labeled",
+    balance_classes: bool = False,
     progress: Callable | None = None,
 ) -> dict[str, float]:
     """Train ``net`` for one epoch on the division made by ``peer``.
 
     ``clean_proba`` is the peer's clean probability per training sample;
     ``unlabeled_weight(fraction_of_epoch)`` gives ``lambda_u`` times the ramp.
+    With ``balance_classes`` the labeled loss weights each class by
+    :func:`~._losses.balanced_class_weight` of this division's labeled set.
     The epoch's index batches are drawn before its first step, so the data
     source can read ahead; each process trains on its share of every step.
     """
@@ -312,6 +319,10 @@ def run_mixmatch_epoch(
         for lab, unl in _mixmatch_steps(data, clean_proba, p_threshold, steps_per_epoch)
     ]
     inputs = data.source.batches([torch.cat(pair) for pair in steps])
+    class_weight = None
+    if balance_classes:
+        labeled = data.y[clean_proba > p_threshold]
+        class_weight = balanced_class_weight(labeled, data.n_classes)
     totals = _EpochTotals()
     for step, ((lab, unl), raw) in enumerate(zip(steps, inputs, strict=True)):
         batch = make_mixmatch_batch(
@@ -325,6 +336,7 @@ def run_mixmatch_epoch(
             alpha=alpha,
             unlabeled_weight=unlabeled_weight(step / len(steps)),
             inputs=raw,
+            class_weight=class_weight,
         )
         _train_step(net, batch, len(lab) + len(unl), totals)
         if progress is not None:

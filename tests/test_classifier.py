@@ -292,6 +292,23 @@ def test_confidence_penalty_and_loss_window(noisy_digits):
     assert clf.history_[-1]["phase"] == "mixmatch"
 
 
+def test_balance_labeled_weights_only_the_labeled_loss(noisy_digits):
+    d = noisy_digits
+    fits = {
+        balance: DivideMixClassifier(**FAST, balance_labeled=balance).fit(
+            d["X_train"], d["y_noisy"]
+        )
+        for balance in (False, True)
+    }
+    plain, balanced = (fits[b].history_ for b in (False, True))
+    # warm-up is plain cross-entropy either way: the same epoch, bit for bit
+    assert plain[0, "loss_net1"] == balanced[0, "loss_net1"]
+    # MixMatch's labeled loss is weighted by the labeled set's class counts
+    assert plain[-1, "phase"] == balanced[-1, "phase"] == "mixmatch"
+    x = "loss_x"
+    assert plain[-1, "loss_terms_net1"][x] != balanced[-1, "loss_terms_net1"][x]
+
+
 def test_sound_fit_is_trusted_without_a_warning(noisy_digits):
     """Digits with 40 % wrong labels and the defaults: a fit to believe."""
     d = noisy_digits
