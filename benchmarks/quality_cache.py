@@ -80,9 +80,11 @@ def resolved_training(params: dict, budget: Budget, n_train: int | None) -> list
     if n_train is not None:
         steps = epoch_steps(params.get("samples_per_epoch"), n_train, budget.batch_size)
     settings = asdict(LoopSettings.from_params(params, steps))
+    # added later, and no-ops unset: the digests of earlier runs stand
     if settings["samples_per_epoch"] is None:
-        # added later, and a no-op unset: the digests of earlier runs stand
         del settings["samples_per_epoch"], settings["divide_over"]
+    if not settings["balance_labeled"]:
+        del settings["balance_labeled"]
     return sorted([*settings.items(), *((k, params.get(k)) for k in _OTHER_SETTINGS)])
 
 
