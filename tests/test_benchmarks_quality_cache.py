@@ -42,6 +42,23 @@ def test_the_digest_follows_what_the_defaults_resolve_to():
     assert dividemix_defaults(Budget(max_epochs=6)) is not None
 
 
+@pytest.mark.parametrize(
+    "unset", [{"samples_per_epoch": None}, {"balance_labeled": False}]
+)
+def test_a_setting_added_later_leaves_the_digest_while_unset(unset):
+    # runs made before the setting existed ran without it: their digests stand
+    (name,) = unset
+    params = {**DivideMixClassifier().get_params(), **unset}
+    settings = dict(resolved_training(params, Budget(max_epochs=20), 6000))
+    assert name not in settings
+    on = {"samples_per_epoch": 0.5, "balance_labeled": True}[name]
+    digests = {
+        dividemix_defaults(Budget(max_epochs=20, dividemix={name: value}), 6000)
+        for value in (unset[name], on)
+    }
+    assert len(digests) == 2
+
+
 def test_a_run_is_found_by_its_settings_however_spelt(tmp_path):
     cache = RunCache(tmp_path / "runs.jsonl", FIELDS)
     # 94 steps an epoch: warmup_epochs=3 is what 'auto' resolves to
