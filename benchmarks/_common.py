@@ -94,7 +94,8 @@ def machine_info(packages: tuple[str, ...] = ()) -> dict:
     -------
     info : dict
         ``cpu`` (model name), ``logical_cpus``, ``torch_threads``,
-        ``python``, ``platform``, ``cuda`` (whether a GPU is visible) and one
+        ``python``, ``platform``, ``cuda`` (whether a GPU is visible),
+        ``cpu_capability`` (torch's CPU kernel instruction set) and one
         entry per package, e.g. ``info["scikit-learn"]``.
     """
     info = {
@@ -104,6 +105,9 @@ def machine_info(packages: tuple[str, ...] = ()) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cuda": torch.cuda.is_available(),
+        # the instruction set torch's CPU kernels use: runs of one seed agree
+        # bit for bit only where it (and the CPU) is the same
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     # torch's own string: a local build tag such as "+cu130" is worth keeping
     info.update({p: _version(p) for p in (*_PACKAGES, *packages)})

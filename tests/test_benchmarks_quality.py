@@ -32,6 +32,7 @@ RUN_KEYS = {
     "peak_rss_increase_mib",
     "warnings",
     "extra",
+    "cpu_capability",
 }
 DETECTION_KEYS = {"precision", "recall", "f1", "roc_auc", "flagged_fraction"}
 
