@@ -12,16 +12,18 @@ stands for the default cell once the defaults resolve to exactly those
 settings, whichever way each was spelt. Runs from before the digest existed
 carry none and are only found by their own key.
 
-A setting that resolves only during the fit (``alpha='auto'``, from the first
-division after warm-up) is matched by what the run recorded: a run made with
-``alpha=0.5`` stands for the ``'auto'`` cell when its own first division
-resolves ``'auto'`` to 0.5. Warm-up does not depend on ``alpha``, so that run
-is the ``'auto'`` fit, bit for bit (``tests/test_schedule.py``).
+A setting that resolves only during the fit (``alpha='auto'`` and
+``balance_labeled='auto'``, from the first division after warm-up) is
+matched by what the run recorded: a run made with ``alpha=0.5`` stands for
+the ``'auto'`` cell when its own first division resolves ``'auto'`` to 0.5.
+Warm-up depends on neither, so that run is the ``'auto'`` fit, bit for bit
+(``tests/test_schedule.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -31,7 +33,12 @@ import numpy as np
 from sklearn_dividemix import DivideMixClassifier
 from sklearn_dividemix._epoch_sample import epoch_steps
 from sklearn_dividemix._epochs import LoopSettings
-from sklearn_dividemix._schedule import AUTO_MIXUP_ALPHA, AUTO_MIXUP_NOISE, auto_alpha
+from sklearn_dividemix._schedule import (
+    AUTO_BALANCE_NOISE,
+    AUTO_MIXUP_NOISE,
+    auto_alpha,
+    auto_balance_labeled,
+)
 
 from .quality_methods import Budget
 
@@ -39,7 +46,8 @@ __all__ = [
     "LEGACY_DEFAULTS",
     "RunCache",
     "cell_key",
-    "auto_alpha_spellings",
+    "FIT_TIME_AUTO",
+    "auto_spellings",
     "dividemix_defaults",
     "first_noise_rate",
     "resolved_training",
@@ -155,40 +163,76 @@ def first_noise_rate(run: dict) -> tuple[float, bool] | None:
     return None if first is None else (float(first["flagged"]), False)
 
 
-def _resolves_auto_alpha_to(run: dict, alpha: float) -> bool:
+# Settings whose 'auto' is resolved during the fit, from the share of labels
+# the first division after warm-up flags, and the rule that resolves each.
+FIT_TIME_AUTO = {"alpha": auto_alpha, "balance_labeled": auto_balance_labeled}
+# The rates at which those rules change their answer.
+_BOUNDARIES = (AUTO_MIXUP_NOISE, AUTO_BALANCE_NOISE)
+# Other spellings of a resolved value: alpha's 0 was the int 0 of the earlier
+# default, and 'auto' resolves to the float.
+_ALSO_SPELT = {("alpha", 0.0): (0, 0.0)}
+
+
+def _resolves_to(run: dict, values: dict) -> bool:
+    """Whether the run's first division resolves each 'auto' to ``values``."""
     found = first_noise_rate(run)
     if found is None:
         return False
     rate, both_nets = found
-    if not both_nets and abs(rate - AUTO_MIXUP_NOISE) < NET1_ONLY_MARGIN:
+    near = any(abs(rate - b) < NET1_ONLY_MARGIN for b in _BOUNDARIES)
+    if not both_nets and near:
         return False
-    return auto_alpha(rate) == float(alpha)
+    return all(FIT_TIME_AUTO[name](rate) == value for name, value in values.items())
 
 
-def auto_alpha_spellings(cell: dict) -> list[tuple[float, dict]]:
-    """The cell spelt with each ``alpha`` that its ``alpha='auto'`` may become.
+def _choices(name: str, value) -> list[tuple[object, bool]]:
+    """(spelling, is it concrete) of one resolved setting, 'auto' first."""
+    spelt = _ALSO_SPELT.get((name, value), (value,))
+    return [("auto", False), *((v, True) for v in spelt)]
+
+
+def auto_spellings(cell: dict) -> list[tuple[dict, dict]]:
+    """The cell spelt with the values its fit-time ``'auto'`` may become.
 
     Empty unless the cell is one of today's defaults (its digest is theirs)
-    and they resolve ``alpha`` to ``'auto'`` for it. 0 is spelt both as an
-    int (the earlier default) and a float (what ``'auto'`` resolves to).
+    and they leave a setting of :data:`FIT_TIME_AUTO` at ``'auto'`` for it.
+    Each entry is ``(values, spelt cell)``: the concrete values the spelling
+    names (a run of it stands for the cell where its own first division
+    resolves ``'auto'`` to them), every other such setting left ``'auto'``.
     """
     budget, n_train = Budget(**cell["budget"]), cell.get("n_train")
     if cell.get(DIGEST) != dividemix_defaults(budget, n_train):
         return []
-    params = DivideMixClassifier().get_params()
-    if dict(resolved_training(params, budget, n_train))["alpha"] != "auto":
-        return []
+    resolved = dict(
+        resolved_training(DivideMixClassifier().get_params(), budget, n_train)
+    )
+    autos = [name for name in FIT_TIME_AUTO if resolved.get(name) == "auto"]
+    # what the rules answer together, rate by rate
+    answers = {
+        tuple(FIT_TIME_AUTO[name](rate) for name in autos)
+        for rate in np.linspace(0.0, 1.0, 201).tolist()
+    }
     spellings = []
-    for alpha in (0, 0.0, AUTO_MIXUP_ALPHA):
-        explicit = {**cell["budget"].get("dividemix", {}), "alpha": alpha}
-        spelt_budget = {**cell["budget"], "dividemix": explicit}
-        digest = dividemix_defaults(Budget(**spelt_budget), n_train)
-        spelt = {k: v for k, v in cell.items() if k != DIGEST}
-        spelt["budget"] = spelt_budget
-        if digest is not None:
-            spelt[DIGEST] = digest
-        spellings.append((alpha, spelt))
+    for answer in sorted(answers, key=repr):
+        options = [_choices(n, v) for n, v in zip(autos, answer, strict=True)]
+        for choice in itertools.product(*options):
+            values = {
+                n: v for n, (v, concrete) in zip(autos, choice, strict=True) if concrete
+            }
+            if values:
+                spellings.append((values, _spelt(cell, values, n_train)))
     return spellings
+
+
+def _spelt(cell: dict, values: dict, n_train: int | None) -> dict:
+    explicit = {**cell["budget"].get("dividemix", {}), **values}
+    budget = {**cell["budget"], "dividemix": explicit}
+    spelt = {k: v for k, v in cell.items() if k != DIGEST}
+    spelt["budget"] = budget
+    digest = dividemix_defaults(Budget(**budget), n_train)
+    if digest is not None:
+        spelt[DIGEST] = digest
+    return spelt
 
 
 class RunCache:
@@ -238,9 +282,9 @@ class RunCache:
         run = self._get_spelt(cell)
         if run is not None or cell.get("method") not in self.resolved_methods:
             return run
-        for alpha, spelt in auto_alpha_spellings(cell):
+        for values, spelt in auto_spellings(cell):
             run = self._get_spelt(spelt)
-            if run is not None and _resolves_auto_alpha_to(run, alpha):
+            if run is not None and _resolves_to(run, values):
                 return run
         return None
 

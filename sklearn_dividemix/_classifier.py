@@ -23,6 +23,7 @@ from ._data import gather, is_dataset
 from ._distributed import replica_device, resolve_replicas
 from ._epoch_sample import check_epoch_sampling, epoch_steps
 from ._epochs import EpochReporter, LoopSettings, run_epochs
+from ._history import BALANCE_LABELED
 from ._inputs import FittedInput, dataset_labels, prediction_source
 from ._issues import LabelIssuesMixin
 from ._params import RoutedParamsMixin
@@ -138,15 +139,16 @@ class DivideMixClassifier(
         the split (PES), so that a small labeled set at high noise still
         gets full epochs, or one pass over the labeled set (the paper's).
         See :ref:`parameters`.
-    balance_labeled : bool, default=False
+    balance_labeled : bool or 'auto', default='auto'
         Weight the MixMatch labeled loss of each class by ``mean(n) / n_c``
         (at most 3), where ``n_c`` counts the class's labels in the current
         labeled set, as PES does: a class that the noise or the division
         thinned out still weighs as much as the others (under pair flips,
         the class whose labels were flipped away). Unlike scikit-learn's
         ``class_weight='balanced'``, the counts are those of the labels
-        believed clean, read again at every division. See
-        :ref:`parameters`.
+        believed clean, read again at every division. ``'auto'`` balances
+        when the first division after warm-up calls less than 30 % of the
+        labels wrong (``balance_labeled_``). See :ref:`parameters`.
     samples_per_epoch : int, float or None, default=None
         Train each epoch on a fresh class-balanced sample of this many
         samples (a float: this share of the set) instead of the whole set,
@@ -276,6 +278,10 @@ class DivideMixClassifier(
     alpha_ : float or None
         Mixup's ``alpha`` used (``alpha='auto'`` resolved); None if training
         never left warm-up.
+    balance_labeled_ : bool or None
+        Whether the labeled loss balanced its classes
+        (``balance_labeled='auto'`` resolved); None if training never left
+        warm-up.
     noise_floor_ : bool or None
         Whether the noise floor was on (``noise_floor='auto'`` resolved);
         None if training never left warm-up.
@@ -356,7 +362,7 @@ class DivideMixClassifier(
             StrOptions({"auto"}),
         ],
         "steps_per_epoch": [StrOptions({"labeled", "all"})],
-        "balance_labeled": ["boolean"],
+        "balance_labeled": ["boolean", StrOptions({"auto"})],
         "samples_per_epoch": [
             Interval(Integral, 1, None, closed="left"),
             Interval(RealNotInt, 0, 1, closed="right"),
@@ -414,7 +420,7 @@ class DivideMixClassifier(
         alpha="auto",
         rampup_epochs=16,
         steps_per_epoch="all",
-        balance_labeled=False,
+        balance_labeled="auto",
         samples_per_epoch=None,
         divide_over="sample",
         noise_floor="auto",
@@ -631,6 +637,9 @@ class DivideMixClassifier(
             (row["lambda_u"] for row in history if "lambda_u" in row), None
         )
         self.alpha_ = next((row["alpha"] for row in history if "alpha" in row), None)
+        self.balance_labeled_ = next(
+            (row[BALANCE_LABELED] for row in history if BALANCE_LABELED in row), None
+        )
         self.noise_floor_ = result.noise_floor
         self.clean_proba_ = clean_proba
         self.clean_mask_ = clean_proba > self.p_threshold

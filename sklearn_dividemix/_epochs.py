@@ -31,6 +31,7 @@ from ._eval_pass import eval_pass
 from ._fit_state import FitState, LoopSettings, Phase, checkpoint_due
 from ._history import (
     ALPHA,
+    BALANCE_LABELED,
     DUR,
     EPOCH,
     INTERRUPTED,
@@ -49,7 +50,7 @@ from ._history import (
 )
 from ._losses import linear_rampup
 from ._progress import EpochReporter
-from ._schedule import auto_alpha, auto_rampup_epochs
+from ._schedule import auto_alpha, auto_balance_labeled, auto_rampup_epochs
 from ._selection import floor_divisions, resolve_noise_floor
 from ._training import (
     TrainingData,
@@ -117,8 +118,8 @@ def _end_of_warmup(
     """A warm-up row while the divisions are not healthy yet, else None.
 
     When warm-up ends, fixes the epoch MixMatch starts at (for the ramp-up)
-    and resolves ``lambda_u``, ``alpha`` and ``noise_floor`` set to
-    ``'auto'`` from this first division.
+    and resolves ``lambda_u``, ``alpha``, ``balance_labeled`` and
+    ``noise_floor`` set to ``'auto'`` from this first division.
     """
     if phase.warmup_end is not None:
         return None
@@ -147,6 +148,9 @@ def _end_of_warmup(
     phase.alpha = settings.alpha
     if settings.alpha == "auto":
         phase.alpha = auto_alpha(noise_rate)
+    phase.balance_labeled = settings.balance_labeled
+    if settings.balance_labeled == "auto":
+        phase.balance_labeled = auto_balance_labeled(noise_rate)
     phase.lambda_u = settings.lambda_u
     if settings.lambda_u == "auto":
         phase.lambda_u = auto_lambda_u(noise_rate, data.n_classes)
@@ -163,6 +167,7 @@ def _mixmatch(
         NOTES: [],
         LAMBDA_U: phase.lambda_u,
         ALPHA: _mixup_alpha(settings, phase),
+        BALANCE_LABELED: _balance_labeled(settings, phase),
     }
     for i, division in enumerate(divisions, start=1):
         row[gmm_means_key(i)] = division.means
@@ -204,7 +209,7 @@ def _mixmatch(
             alpha=_mixup_alpha(settings, phase),
             unlabeled_weight=unlabeled_weight,
             steps_per_epoch=settings.steps_per_epoch,
-            balance_classes=settings.balance_labeled,
+            balance_classes=row[BALANCE_LABELED],
             progress=reporter.step,
         )
         row[loss_key(i)] = terms.pop("loss", float("nan"))
@@ -217,6 +222,13 @@ def _mixmatch(
 def _mixup_alpha(settings: LoopSettings, phase: Phase) -> float:
     # a checkpoint from before alpha could be 'auto' has no phase.alpha
     return settings.alpha if phase.alpha is None else phase.alpha
+
+
+def _balance_labeled(settings: LoopSettings, phase: Phase) -> bool:
+    # likewise a checkpoint from before balance_labeled existed (it was off)
+    if phase.balance_labeled is None:
+        return settings.balance_labeled is True
+    return bool(phase.balance_labeled)
 
 
 def _floored(phase: Phase, p_threshold, divider, divisions, passed):

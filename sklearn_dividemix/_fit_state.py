@@ -43,8 +43,9 @@ class LoopSettings:
     confidence_penalty: bool = False
     division: str = "global"
     steps_per_epoch: str = "labeled"
-    # weight the labeled loss's classes by their labeled counts
-    balance_labeled: bool = False
+    # weight the labeled loss's classes by their labeled counts; 'auto':
+    # resolved when warm-up ends, from the first division
+    balance_labeled: bool | str = False
     noise_floor: bool | str = False
     samples_per_epoch: int | float | None = None
     divide_over: str = "sample"
@@ -97,6 +98,9 @@ class Phase:
     # mixup's alpha as resolved when warm-up ended (None: not yet, or a
     # checkpoint written before alpha could be 'auto')
     alpha: float | None = None
+    # balance_labeled as resolved when warm-up ends (None: not yet, or a
+    # checkpoint written before it existed)
+    balance_labeled: bool | None = None
     rampup_epochs: int = 0
     # each net's share of unlabeled samples at the first division
     first_noise_rates: list[float] | None = None

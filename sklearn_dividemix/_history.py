@@ -18,6 +18,7 @@ key                       value
 ``division_net<i>``       ``Division.summary()`` (None in warm-up)
 ``lambda_u``              the unlabeled weight (MixMatch rows)
 ``alpha``                 mixup's alpha (MixMatch rows)
+``balance_labeled``       whether the labeled loss balanced classes (same)
 ``unlabeled_weight``      its ramped value at the end of the epoch
 ``lr``                    learning rate of net 1's first parameter group
 ``notes``                 list of str: what the verdict should know
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 __all__ = [
     "ALPHA",
+    "BALANCE_LABELED",
     "DUR",
     "EPOCH",
     "INTERRUPTED",
@@ -52,6 +54,7 @@ EPOCH = "epoch"
 PHASE = "phase"
 LAMBDA_U = "lambda_u"
 ALPHA = "alpha"
+BALANCE_LABELED = "balance_labeled"
 UNLABELED_WEIGHT = "unlabeled_weight"
 LR = "lr"
 NOTES = "notes"

@@ -127,3 +127,30 @@ def test_a_run_with_net1s_trace_only_stands_for_alpha_auto_away_from_the_boundar
     # and a run that recorded neither is never taken for an 'auto' fit
     bare, auto = _auto_alpha_cache(tmp_path / "bare", 0.5, {})
     assert bare.get(auto) is None
+
+
+@pytest.mark.parametrize(
+    "ran_with, rates, found",
+    [
+        # balanced without mixup: what 'auto' does below 30 %
+        ({"balance_labeled": True, "alpha": 0.0}, [0.16, 0.18], True),
+        ({"balance_labeled": True, "alpha": 0.0}, [0.42, 0.44], False),
+        # alpha left 'auto' resolves itself; the balance must still match
+        ({"balance_labeled": True}, [0.16, 0.18], True),
+        ({"balance_labeled": True}, [0.42, 0.44], False),
+        # a run of the earlier defaults (no balance) at high noise
+        ({"balance_labeled": False, "alpha": 0.5}, [0.42, 0.44], True),
+        ({"balance_labeled": False}, [0.42, 0.44], True),
+        ({"balance_labeled": False}, [0.16, 0.18], False),
+    ],
+)
+def test_a_run_stands_for_balance_labeled_auto_where_it_resolves_to_it(
+    tmp_path, ran_with, rates, found
+):
+    cache = RunCache(tmp_path / "runs.jsonl", FIELDS)
+    ran = _cell(Budget(max_epochs=20, dividemix=ran_with), 6000)
+    cache.add(ran, {"extra": {"first_noise_rates": rates}})
+    auto = {"alpha": "auto", "balance_labeled": "auto"}
+    assert (
+        cache.get(_cell(Budget(max_epochs=20, dividemix=auto), 6000)) is not None
+    ) is found

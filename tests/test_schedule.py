@@ -12,6 +12,7 @@ from sklearn_dividemix._schedule import (
     AUTO_MIXUP_ALPHA,
     AUTO_MIXUP_NOISE,
     auto_alpha,
+    auto_balance_labeled,
     auto_rampup_epochs,
     auto_warmup_epochs,
     warmup_limit,
@@ -137,10 +138,31 @@ def test_auto_alpha_mixes_up_from_the_boundary_of_the_papers_table(
     assert auto_alpha(noise_rate) == expected
 
 
-@pytest.mark.parametrize("noise_rate, expected", [(0.1, 0.0), (0.6, AUTO_MIXUP_ALPHA)])
-def test_alpha_auto_is_the_fit_of_the_alpha_it_resolves_to(noise_rate, expected):
-    """'auto' picks alpha from the first division and is then that fit, bit for
-    bit; every MixMatch row records it."""
+@pytest.mark.parametrize(
+    "noise_rate, expected",
+    [
+        (0.0, True),
+        (0.2, True),  # Fashion-MNIST's first division under 40 % pair flips
+        (AUTO_MIXUP_NOISE, False),
+        (0.45, False),  # CIFAR-10's at 80 %
+    ],
+)
+def test_auto_balance_labeled_below_the_same_boundary(noise_rate, expected):
+    assert auto_balance_labeled(noise_rate) is expected
+
+
+@pytest.mark.parametrize(
+    "name, noise_rate, expected",
+    [
+        ("alpha", 0.1, 0.0),
+        ("alpha", 0.6, AUTO_MIXUP_ALPHA),
+        ("balance_labeled", 0.1, True),
+        ("balance_labeled", 0.6, False),
+    ],
+)
+def test_auto_is_the_fit_of_the_value_it_resolves_to(name, noise_rate, expected):
+    """'auto' picks the value from the first division and is then that fit,
+    bit for bit; every MixMatch row records it."""
     from sklearn.datasets import load_digits
 
     from sklearn_dividemix import make_noisy_labels
@@ -153,10 +175,12 @@ def test_alpha_auto_is_the_fit_of_the_alpha_it_resolves_to(noise_rate, expected)
     for setting in ("auto", expected):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fits[setting] = DivideMixClassifier(**params, alpha=setting).fit(X, y_noisy)
-    assert fits["auto"].alpha_ == fits[expected].alpha_ == expected
+            clf = DivideMixClassifier(**params, **{name: setting})
+            fits[setting] = clf.fit(X, y_noisy)
+    resolved = [getattr(fits[setting], name + "_") for setting in ("auto", expected)]
+    assert resolved == [expected, expected]
     rows = [row for row in fits["auto"].history_ if row["phase"] == "mixmatch"]
-    assert rows and all(row["alpha"] == expected for row in rows)
+    assert rows and all(row[name] == expected for row in rows)
     for name in ("clean_proba_", "train_proba_"):
         np.testing.assert_array_equal(
             getattr(fits["auto"], name), getattr(fits[expected], name)
