@@ -55,7 +55,8 @@ __all__ = [
 
 # The defaults before the digest was recorded (version 0.2): what older
 # cached runs ran under. Parameters added since default to their old
-# behaviour (steps_per_epoch='labeled', noise_floor=False); parameters whose
+# behaviour (steps_per_epoch='labeled', noise_floor=False,
+# balance_labeled=False); parameters whose
 # default changed since are listed with their 0.2 value.
 LEGACY_DEFAULTS = {
     "warmup_epochs": 10,
@@ -65,6 +66,7 @@ LEGACY_DEFAULTS = {
     "alpha": 0.5,
     "steps_per_epoch": "labeled",
     "noise_floor": False,
+    "balance_labeled": False,
 }
 # A run that recorded only net1's first division (the runs made before both
 # nets' rates were recorded) is matched to alpha='auto' only this far from

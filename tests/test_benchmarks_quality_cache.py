@@ -38,6 +38,8 @@ def test_the_digest_follows_what_the_defaults_resolve_to():
     # the legacy defaults resolve to 0.2's fixed schedule
     legacy = dict(resolved_training({**params, **LEGACY_DEFAULTS}, budget, 6000))
     assert legacy["warmup_epochs"] == 10 and legacy["division"] == "global"
+    # settings added since keep their old behaviour there (off: not listed)
+    assert "balance_labeled" not in legacy and not legacy["noise_floor"]
     # a budget where the defaults differ from 0.2's gets a digest
     assert dividemix_defaults(Budget(max_epochs=6)) is not None
 

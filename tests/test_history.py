@@ -25,7 +25,11 @@ def test_rows_carry_the_declared_keys(blobs):
     assert set(warmup) == expected
     assert warmup[schema.PHASE] == schema.WARMUP
     for row in mixmatch:
-        assert set(row) == expected | {schema.LAMBDA_U, schema.ALPHA}
+        assert set(row) == expected | {
+            schema.LAMBDA_U,
+            schema.ALPHA,
+            schema.BALANCE_LABELED,
+        }
         assert row[schema.PHASE] == schema.MIXMATCH
     assert schema.loss_key(2) == "loss_net2"
     assert schema.division_key(1) == "division_net1"
