@@ -238,6 +238,9 @@ def run_row(make, X, y_noisy, flipped, X_test, y_test) -> dict:
     }
     if clf.warmup_epochs_ < clf.max_epochs:
         row["detection_f1"] = float(f1_score(flipped, ~clf.clean_mask_))
+        # what the fit-time 'auto' settings came to
+        row["alpha_"] = clf.alpha_
+        row["balance_labeled_"] = clf.balance_labeled_
     return row
 
 

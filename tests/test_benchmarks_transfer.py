@@ -96,3 +96,26 @@ def test_markdown_table_lists_every_saved_row(tmp_path):
         "| sym | a | 50.0 % | - | 3 |",
         "| sym | b | 50.0 % | 0.25 | 3 |",
     ]
+
+
+@pytest.mark.parametrize("max_epochs, divides", [(3, True), (1, False)])
+def test_run_row_records_what_the_auto_settings_came_to(max_epochs, divides):
+    rng = np.random.RandomState(0)
+    X = rng.rand(60, 8).astype(np.float32)
+    y = np.arange(60) % 3
+    X[np.arange(60), y] += 2.0
+    flipped = np.zeros(60, dtype=bool)
+    flipped[:6] = True
+    y_noisy = np.where(flipped, (y + 1) % 3, y)
+    params = dict(max_epochs=max_epochs, warmup_epochs=1, batch_size=16, random_state=0)
+    row = transfer.run_row(
+        lambda: DivideMixClassifier(**params), X, y_noisy, flipped, X, y
+    )
+    assert 0.0 <= row["test_accuracy"] <= 1.0
+    if divides:
+        # a first division flagging about a tenth: balanced, no mixup
+        assert 0.0 <= row["detection_f1"] <= 1.0
+        assert row["balance_labeled_"] is True and row["alpha_"] == 0.0
+    else:
+        # a fit that never left warm-up has no division to report
+        assert not {"detection_f1", "balance_labeled_", "alpha_"} & set(row)
