@@ -233,6 +233,7 @@ def _fit_dividemix(data, y_noisy, budget: Budget, seed: int, is_flipped) -> dict
             "warmup_epochs_": clf.warmup_epochs_,
             "lambda_u_": clf.lambda_u_,
             "alpha_": clf.alpha_,
+            "balance_labeled_": clf.balance_labeled_,
             "noise_floor_": clf.noise_floor_,
             # each net's share flagged by the first division after warm-up,
             # from which the 'auto' choices were made
