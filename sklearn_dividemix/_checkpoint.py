@@ -133,6 +133,12 @@ def labels_fingerprint(y_encoded: np.ndarray, classes: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+# Parameters added since checkpoints were first written, with the value that
+# trains as the versions before them did: a checkpoint without one of them
+# was made with that value (and resumes only where this fit asks for it).
+ADDED_PARAMS = {"balance_labeled": False}
+
+
 @dataclass(frozen=True)
 class Fingerprint:
     """What makes two fits the same fit: data, labels, shaping parameters."""
@@ -149,6 +155,9 @@ class Fingerprint:
             if other.get(name) != getattr(self, name)
         ]
         theirs = other.get("params", {})
+        if theirs:
+            added = {k: describe_param(v) for k, v in ADDED_PARAMS.items()}
+            theirs = {**added, **theirs}
         for name in sorted(set(self.params) | set(theirs)):
             if self.params.get(name) != theirs.get(name):
                 found.append(

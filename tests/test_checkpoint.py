@@ -17,6 +17,7 @@ from torch.utils.data import TensorDataset
 from sklearn_dividemix import DivideMixClassifier
 from sklearn_dividemix._checkpoint import (
     CheckpointWarning,
+    Fingerprint,
     describe_param,
     params_fingerprint,
 )
@@ -243,3 +244,19 @@ def test_the_fingerprint_leaves_out_what_only_runs_the_fit():
     torch.manual_seed(0)
     assert describe_param(torch.nn.Linear(2, 2)) == first
     assert describe_param(torch.nn.Linear(2, 2)) != first
+
+
+@pytest.mark.parametrize(
+    "balance, resumes", [(False, True), ("auto", False), (True, False)]
+)
+def test_a_checkpoint_from_before_a_parameter_existed_ran_without_it(balance, resumes):
+    # a checkpoint written before balance_labeled existed trained unbalanced
+    params = params_fingerprint(
+        DivideMixClassifier(balance_labeled=balance).get_params()
+    )
+    old = {k: v for k, v in params.items() if k != "balance_labeled"}
+    this = Fingerprint("data", "labels", params)
+    differences = this.differences({"data": "data", "labels": "labels", "params": old})
+    assert (differences == []) is resumes
+    if not resumes:
+        assert differences == [f"balance_labeled was False, is {balance!r}"]
