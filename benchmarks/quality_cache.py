@@ -12,12 +12,15 @@ stands for the default cell once the defaults resolve to exactly those
 settings, whichever way each was spelt. Runs from before the digest existed
 carry none and are only found by their own key.
 
-A setting that resolves only during the fit (``alpha='auto'`` and
-``balance_labeled='auto'``, from the first division after warm-up) is
-matched by what the run recorded: a run made with ``alpha=0.5`` stands for
-the ``'auto'`` cell when its own first division resolves ``'auto'`` to 0.5.
-Warm-up depends on neither, so that run is the ``'auto'`` fit, bit for bit
-(``tests/test_schedule.py``).
+A setting that resolves only during the fit (``alpha``, ``balance_labeled``,
+``p_threshold`` and ``loss_window`` set to ``'auto'``, from the first
+division after warm-up) is matched by what the run recorded: a run made with
+``alpha=0.5`` stands for the ``'auto'`` cell when its own first division
+resolves ``'auto'`` to 0.5. Warm-up does not depend on alpha or the balance,
+so that run is the ``'auto'`` fit, bit for bit (``tests/test_schedule.py``);
+warm-up's divisions do read the threshold and the window, so a run stands
+for their ``'auto'`` only with the values they have during warm-up (0.5 and
+1), and only where its first division keeps them.
 """
 
 from __future__ import annotations
@@ -35,9 +38,14 @@ from sklearn_dividemix._epoch_sample import epoch_steps
 from sklearn_dividemix._epochs import LoopSettings
 from sklearn_dividemix._schedule import (
     AUTO_BALANCE_NOISE,
+    AUTO_HIGH_NOISE,
     AUTO_MIXUP_NOISE,
+    DEFAULT_LOSS_WINDOW,
+    DEFAULT_P_THRESHOLD,
     auto_alpha,
     auto_balance_labeled,
+    auto_loss_window,
+    auto_p_threshold,
 )
 
 from .quality_methods import Budget
@@ -67,6 +75,8 @@ LEGACY_DEFAULTS = {
     "steps_per_epoch": "labeled",
     "noise_floor": False,
     "balance_labeled": False,
+    "p_threshold": 0.5,
+    "loss_window": 1,
 }
 # A run that recorded only net1's first division (the runs made before both
 # nets' rates were recorded) is matched to alpha='auto' only this far from
@@ -167,9 +177,22 @@ def first_noise_rate(run: dict) -> tuple[float, bool] | None:
 
 # Settings whose 'auto' is resolved during the fit, from the share of labels
 # the first division after warm-up flags, and the rule that resolves each.
-FIT_TIME_AUTO = {"alpha": auto_alpha, "balance_labeled": auto_balance_labeled}
+FIT_TIME_AUTO = {
+    "alpha": auto_alpha,
+    "balance_labeled": auto_balance_labeled,
+    "p_threshold": auto_p_threshold,
+    "loss_window": auto_loss_window,
+}
 # The rates at which those rules change their answer.
-_BOUNDARIES = (AUTO_MIXUP_NOISE, AUTO_BALANCE_NOISE)
+_BOUNDARIES = (AUTO_MIXUP_NOISE, AUTO_BALANCE_NOISE, AUTO_HIGH_NOISE)
+# Settings that warm-up reads too (its divisions' window and threshold): a
+# run that set one of them stands for 'auto' only where it set the value
+# 'auto' has during warm-up, as it then is the same fit; a run of
+# p_threshold=0.6 read its warm-up divisions at 0.6, which 'auto' never does.
+_SAME_WARMUP_ONLY = {
+    "p_threshold": DEFAULT_P_THRESHOLD,
+    "loss_window": DEFAULT_LOSS_WINDOW,
+}
 # Other spellings of a resolved value: alpha's 0 was the int 0 of the earlier
 # default, and 'auto' resolves to the float.
 _ALSO_SPELT = {("alpha", 0.0): (0, 0.0)}
@@ -189,6 +212,8 @@ def _resolves_to(run: dict, values: dict) -> bool:
 
 def _choices(name: str, value) -> list[tuple[object, bool]]:
     """(spelling, is it concrete) of one resolved setting, 'auto' first."""
+    if name in _SAME_WARMUP_ONLY and value != _SAME_WARMUP_ONLY[name]:
+        return [("auto", False)]
     spelt = _ALSO_SPELT.get((name, value), (value,))
     return [("auto", False), *((v, True) for v in spelt)]
 

@@ -177,14 +177,16 @@ class DivisionTrace(Callback):
     An observer: it reads the divisions the fit makes and changes nothing.
     Per division: the epoch, the stage, the share flagged, its precision and
     recall as a detector of wrong labels, and the loss ranking's ROC AUC.
+    The share flagged is read at the threshold in force at that division
+    (``p_threshold='auto'`` resolves when warm-up ends), so the rows are
+    made after the fit, by :meth:`read`.
     """
 
-    def __init__(self, is_flipped=None, p_threshold: float = 0.5) -> None:
+    def __init__(self, is_flipped=None) -> None:
         self.is_flipped = is_flipped
-        self.p_threshold = p_threshold
 
     def initialize(self):
-        self.rows = []
+        self.seen = []
         return self
 
     def on_division(self, net, *, epoch, stage, losses, division, used, sample):
@@ -192,19 +194,36 @@ class DivisionTrace(Callback):
         if sample is not None:
             # a division over the epoch's sample (samples_per_epoch)
             flipped = flipped[sample]
-        flagged = division.clean_proba <= self.p_threshold
         both = 0 < flipped.sum() < len(flipped)
-        self.rows.append(
-            {
-                "epoch": epoch,
-                "stage": stage,
-                "flagged": float(flagged.mean()),
-                "precision": float(flipped[flagged].mean()) if flagged.any() else None,
-                "recall": float(flagged[flipped].mean()) if flipped.any() else None,
-                "auc": float(roc_auc_score(flipped, losses)) if both else None,
-                "separation": float(division.separation),
-            }
-        )
+        auc = float(roc_auc_score(flipped, losses)) if both else None
+        self.seen.append((epoch, stage, flipped, division, auc))
+
+    def read(self, clf) -> list[dict]:
+        """The rows, each at the threshold of its epoch's history row (the
+        fit's ``p_threshold_`` for the final division)."""
+        history = list(clf.history_)
+        rows = []
+        for epoch, stage, flipped, division, auc in self.seen:
+            threshold = clf.p_threshold_
+            if stage != "final":
+                # warm-up checks: the threshold before 'auto' resolved
+                default = 0.5 if clf.p_threshold == "auto" else clf.p_threshold
+                threshold = history[epoch].get("p_threshold", default)
+            flagged = division.clean_proba <= threshold
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "stage": stage,
+                    "flagged": float(flagged.mean()),
+                    "precision": (
+                        float(flipped[flagged].mean()) if flagged.any() else None
+                    ),
+                    "recall": float(flagged[flipped].mean()) if flipped.any() else None,
+                    "auc": auc,
+                    "separation": float(division.separation),
+                }
+            )
+        return rows
 
 
 def _fit_dividemix(data, y_noisy, budget: Budget, seed: int, is_flipped) -> dict:
@@ -217,7 +236,7 @@ def _fit_dividemix(data, y_noisy, budget: Budget, seed: int, is_flipped) -> dict
         random_state=seed,
     )
     params.update(budget.dividemix)
-    trace = DivisionTrace(is_flipped, params.get("p_threshold", 0.5))
+    trace = DivisionTrace(is_flipped)
     clf = DivideMixClassifier(**params, callbacks=[("trace", trace)])
     clf.fit(data.X_train, y_noisy)
     history = clf.history_
@@ -234,6 +253,8 @@ def _fit_dividemix(data, y_noisy, budget: Budget, seed: int, is_flipped) -> dict
             "lambda_u_": clf.lambda_u_,
             "alpha_": clf.alpha_,
             "balance_labeled_": clf.balance_labeled_,
+            "p_threshold_": clf.p_threshold_,
+            "loss_window_": clf.loss_window_,
             "noise_floor_": clf.noise_floor_,
             # each net's share flagged by the first division after warm-up,
             # from which the 'auto' choices were made
@@ -241,7 +262,7 @@ def _fit_dividemix(data, y_noisy, budget: Budget, seed: int, is_flipped) -> dict
                 net["first_noise_rate"] for net in clf.fit_verdict_["nets"]
             ],
             # net1's divisions against the truth, epoch by epoch
-            "divisions_net1": dict(clf.net1_.callbacks_)["trace"].rows,
+            "divisions_net1": dict(clf.net1_.callbacks_)["trace"].read(clf),
             "estimate": estimate_on_noisy_test(clf, data, y_noisy, seed),
         },
     }

@@ -82,7 +82,7 @@ bins = np.linspace(0, 1, 26)
 quality = issues["label_quality"].to_numpy()
 ax.hist(quality[~is_wrong], bins=bins, alpha=0.6, color="tab:green", label="right")
 ax.hist(quality[is_wrong], bins=bins, alpha=0.6, color="tab:red", label="wrong")
-ax.axvline(clf.p_threshold, color="black", linestyle=":", label="p_threshold")
+ax.axvline(clf.p_threshold_, color="black", linestyle=":", label="p_threshold_")
 ax.set(xlabel="label_quality", ylabel="samples", yscale="log")
 ax.legend(title="given label")
 

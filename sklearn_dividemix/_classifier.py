@@ -113,9 +113,11 @@ class DivideMixClassifier(
         noise rate r the first division estimates: with up to 31 classes, 0
         for r < 0.3, 25 for r < 0.77, else 50; with more, 25 for r < 0.3,
         else 150 (``lambda_u_``). See :ref:`parameters`.
-    p_threshold : float, default=0.5
+    p_threshold : float or 'auto', default='auto'
         Clean probability above which a sample is labeled (paper: 0.5; 0.6 at
-        90 % noise).
+        90 % noise). ``'auto'`` is 0.5 until warm-up ends, then 0.6 where the
+        first division calls at least 30 % of the labels wrong and 0.5 below
+        (``p_threshold_``). See :ref:`parameters`.
     temperature : float, default=0.5
         Sharpening temperature (paper: 0.5).
     alpha : float or 'auto', default='auto'
@@ -173,9 +175,13 @@ class DivideMixClassifier(
         hard), one over all samples (the paper's), or the global share kept
         in every class (experimental); a callable is a strategy of your own.
         See :ref:`parameters`.
-    loss_window : int, default=1
+    loss_window : int or 'auto', default='auto'
         Epochs of normalised losses averaged before the mixture is fitted
-        (paper: 5 at 90 % noise, else 1).
+        (paper: 5 at 90 % noise, else 1). ``'auto'`` is 1 until warm-up
+        ends, then 5 where the first division calls at least 30 % of the
+        labels wrong (the warm-up's last epochs count) and 1 below
+        (``loss_window_``); 1 where each epoch divides a different sample
+        (``samples_per_epoch`` with ``divide_over='sample'``).
     confidence_penalty : bool, default=False
         Add the negative-entropy penalty to the warm-up loss; use it for
         asymmetric (class-dependent) noise.
@@ -267,7 +273,8 @@ class DivideMixClassifier(
         Probability that each training label is correct: the mean of both
         nets' mixture posteriors after the last epoch.
     clean_mask_ : ndarray of shape (n_samples,)
-        ``clean_proba_ > p_threshold``: True where the label is believed right.
+        ``clean_proba_ > p_threshold_``: True where the label is believed
+        right.
     train_proba_ : ndarray of shape (n_samples, n_classes), dtype float32
         Class probabilities of the training samples after the last epoch:
         the ``pred_probs`` to hand to cleanlab.
@@ -282,6 +289,12 @@ class DivideMixClassifier(
         Whether the labeled loss balanced its classes
         (``balance_labeled='auto'`` resolved); None if training never left
         warm-up.
+    p_threshold_ : float
+        The clean probability a label had to pass (``p_threshold='auto'``
+        resolved; 0.5 if training never left warm-up).
+    loss_window_ : int
+        Epochs of losses the last divisions averaged (``loss_window='auto'``
+        resolved).
     noise_floor_ : bool or None
         Whether the noise floor was on (``noise_floor='auto'`` resolved);
         None if training never left warm-up.
@@ -354,7 +367,7 @@ class DivideMixClassifier(
             StrOptions({"auto"}),
         ],
         "lambda_u": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
-        "p_threshold": [Interval(Real, 0, 1, closed="neither")],
+        "p_threshold": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
         "temperature": [Interval(Real, 0, 1, closed="right")],
         "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "rampup_epochs": [
@@ -375,7 +388,10 @@ class DivideMixClassifier(
             StrOptions({"auto"}),
         ],
         "division": [StrOptions({"global", "per_class", "balanced"}), callable],
-        "loss_window": [Interval(Integral, 1, None, closed="left")],
+        "loss_window": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "confidence_penalty": ["boolean"],
         "augment": [
             StrOptions({"auto", "crop", "crop_flip", "jitter"}),
@@ -415,7 +431,7 @@ class DivideMixClassifier(
         input_size=None,
         lr_decay=0.1,
         lambda_u=0,
-        p_threshold=0.5,
+        p_threshold="auto",
         temperature=0.5,
         alpha="auto",
         rampup_epochs=16,
@@ -426,7 +442,7 @@ class DivideMixClassifier(
         noise_floor="auto",
         lr_warmup_epochs="auto",
         division="per_class",
-        loss_window=1,
+        loss_window="auto",
         confidence_penalty=False,
         augment="auto",
         eval_batch_size=1024,
@@ -605,7 +621,7 @@ class DivideMixClassifier(
             result.predictions,
             y_encoded,
             n_classes=len(classes),
-            p_threshold=self.p_threshold,
+            p_threshold=self.p_threshold_,
             first_noise_rates=result.first_noise_rates,
             stopped_in_warmup=result.stopped_in_warmup,
             notes=result.notes,
@@ -641,8 +657,10 @@ class DivideMixClassifier(
             (row[BALANCE_LABELED] for row in history if BALANCE_LABELED in row), None
         )
         self.noise_floor_ = result.noise_floor
+        self.p_threshold_ = result.p_threshold
+        self.loss_window_ = result.loss_window
         self.clean_proba_ = clean_proba
-        self.clean_mask_ = clean_proba > self.p_threshold
+        self.clean_mask_ = clean_proba > self.p_threshold_
         self.final_divisions_ = tuple(d.summary() for d in result.divisions)
         self.train_proba_ = result.train_proba
         self._train_labels = y_encoded

@@ -99,16 +99,27 @@ class LossWindow:
     """Average of the last ``size`` normalised loss vectors of one net.
 
     At very high noise a single epoch's losses are too noisy to split; the
-    paper averages the last five epochs. ``size=1`` is no averaging.
+    paper averages the last five epochs. ``size=1`` is no averaging. The
+    window keeps up to ``keep`` vectors (at least ``size``) so that a size
+    resolved later (``loss_window='auto'``, when warm-up ends) can average
+    epochs that were divided before it was known.
     """
 
-    def __init__(self, size: int) -> None:
-        self._losses: deque[np.ndarray] = deque(maxlen=size)
+    # a window unpickled from a checkpoint written before ``size`` was
+    # stored averages all it keeps, as it did then
+    size: int | None = None
+
+    def __init__(self, size: int, keep: int | None = None) -> None:
+        self.size = int(size)
+        self._losses: deque[np.ndarray] = deque(maxlen=max(self.size, keep or 0))
 
     def update(self, normalized_losses: np.ndarray) -> np.ndarray:
         """Add one epoch's losses and return the current average."""
         self._losses.append(normalized_losses)
-        return np.mean(np.stack(self._losses), axis=0)
+        recent = list(self._losses)
+        if self.size is not None:
+            recent = recent[-self.size :]
+        return np.mean(np.stack(recent), axis=0)
 
 
 def _ashman_d(means: np.ndarray, variances: np.ndarray) -> float:

@@ -24,6 +24,7 @@ from ._division import Division
 __all__ = [
     "EpochSample",
     "check_epoch_sampling",
+    "divides_a_new_sample",
     "SubsetSource",
     "class_balanced_sample",
     "draw_epoch_sample",
@@ -32,9 +33,21 @@ __all__ = [
 ]
 
 
-def check_epoch_sampling(samples_per_epoch, divide_over: str, loss_window: int) -> None:
-    """Refuse a loss window over divisions of different samples."""
-    if samples_per_epoch is not None and divide_over == "sample" and loss_window > 1:
+def divides_a_new_sample(samples_per_epoch, divide_over: str) -> bool:
+    """Whether each epoch divides a different sample of the rows."""
+    return samples_per_epoch is not None and divide_over == "sample"
+
+
+def check_epoch_sampling(
+    samples_per_epoch, divide_over: str, loss_window: int | str
+) -> None:
+    """Refuse a loss window over divisions of different samples.
+
+    ``loss_window='auto'`` is never refused: it stays 1 there.
+    """
+    if loss_window == "auto":
+        return
+    if divides_a_new_sample(samples_per_epoch, divide_over) and loss_window > 1:
         raise ValueError(
             f"loss_window={loss_window} averages each sample's losses over "
             "epochs, but with samples_per_epoch and divide_over='sample' each "

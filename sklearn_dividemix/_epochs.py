@@ -22,7 +22,6 @@ from ._divider import Divider, division_notes, notify_division
 from ._division import (
     Division,
     DivisionWarning,
-    auto_lambda_u,
     estimate_noise_rate,
     warmup_should_continue,
 )
@@ -36,9 +35,11 @@ from ._history import (
     EPOCH,
     INTERRUPTED,
     LAMBDA_U,
+    LOSS_WINDOW,
     LR,
     MIXMATCH,
     NOTES,
+    P_THRESHOLD,
     PHASE,
     UNLABELED_WEIGHT,
     WARMUP,
@@ -50,8 +51,7 @@ from ._history import (
 )
 from ._losses import linear_rampup
 from ._progress import EpochReporter
-from ._schedule import auto_alpha, auto_balance_labeled, auto_rampup_epochs
-from ._selection import floor_divisions, resolve_noise_floor
+from ._selection import floor_divisions
 from ._training import (
     TrainingData,
     check_finite,
@@ -83,6 +83,9 @@ class LoopResult:
     stopped_in_warmup: bool
     resumed_from_epoch: int | None = None
     noise_floor: bool | None = None
+    # the threshold behind the final mask and the windows' size at the end
+    p_threshold: float = 0.5
+    loss_window: int = 1
 
 
 def _lr_factor(settings: LoopSettings, epoch: int):
@@ -113,14 +116,15 @@ def _warmup(settings: LoopSettings, nets, data, reporter, epoch) -> dict[str, An
 
 
 def _end_of_warmup(
-    settings: LoopSettings, nets, data, divisions, epoch, phase: Phase, reporter
+    settings: LoopSettings, nets, data, divisions, state: FitState, reporter
 ):
     """A warm-up row while the divisions are not healthy yet, else None.
 
     When warm-up ends, fixes the epoch MixMatch starts at (for the ramp-up)
-    and resolves ``lambda_u``, ``alpha``, ``balance_labeled`` and
-    ``noise_floor`` set to ``'auto'`` from this first division.
+    and resolves the settings left to ``'auto'`` from this first division
+    (:meth:`FitState.end_warmup`).
     """
+    phase, epoch = state.phase, state.epoch
     if phase.warmup_end is not None:
         return None
     separation = min(d.separation for d in divisions)
@@ -133,27 +137,11 @@ def _end_of_warmup(
             f"{separation:.2f}; warm-up goes on while it grows, up to epoch {limit})"
         )
         return row
-    phase.warmup_end = epoch
-    phase.first_noise_rates = [
-        estimate_noise_rate([d], settings.p_threshold) for d in divisions
-    ]
-    phase.noise_floor = resolve_noise_floor(
-        settings.noise_floor, phase.first_noise_rates
+    state.end_warmup(
+        settings,
+        [estimate_noise_rate([d], phase.threshold(settings)) for d in divisions],
+        data.n_classes,
     )
-    phase.rampup_epochs = settings.rampup_epochs
-    if settings.rampup_epochs == "auto":
-        phase.rampup_epochs = auto_rampup_epochs(settings.max_epochs - epoch)
-    # the estimated noise rate the 'auto' choices below are made from
-    noise_rate = float(np.mean(phase.first_noise_rates))
-    phase.alpha = settings.alpha
-    if settings.alpha == "auto":
-        phase.alpha = auto_alpha(noise_rate)
-    phase.balance_labeled = settings.balance_labeled
-    if settings.balance_labeled == "auto":
-        phase.balance_labeled = auto_balance_labeled(noise_rate)
-    phase.lambda_u = settings.lambda_u
-    if settings.lambda_u == "auto":
-        phase.lambda_u = auto_lambda_u(noise_rate, data.n_classes)
     return None
 
 
@@ -161,13 +149,15 @@ def _mixmatch(
     settings: LoopSettings, nets, data, divisions, epoch, reporter, phase: Phase
 ) -> dict[str, Any]:
     n_classes = data.n_classes
-    threshold = settings.p_threshold
+    threshold = phase.threshold(settings)
     row: dict[str, Any] = {
         PHASE: MIXMATCH,
         NOTES: [],
         LAMBDA_U: phase.lambda_u,
-        ALPHA: _mixup_alpha(settings, phase),
-        BALANCE_LABELED: _balance_labeled(settings, phase),
+        ALPHA: phase.mixup_alpha(settings),
+        BALANCE_LABELED: phase.balances_labeled(settings),
+        P_THRESHOLD: threshold,
+        LOSS_WINDOW: phase.loss_window,
     }
     for i, division in enumerate(divisions, start=1):
         row[gmm_means_key(i)] = division.means
@@ -206,7 +196,7 @@ def _mixmatch(
             clean_proba,
             p_threshold=threshold,
             temperature=settings.temperature,
-            alpha=_mixup_alpha(settings, phase),
+            alpha=row[ALPHA],
             unlabeled_weight=unlabeled_weight,
             steps_per_epoch=settings.steps_per_epoch,
             balance_classes=row[BALANCE_LABELED],
@@ -219,19 +209,7 @@ def _mixmatch(
     return row
 
 
-def _mixup_alpha(settings: LoopSettings, phase: Phase) -> float:
-    # a checkpoint from before alpha could be 'auto' has no phase.alpha
-    return settings.alpha if phase.alpha is None else phase.alpha
-
-
-def _balance_labeled(settings: LoopSettings, phase: Phase) -> bool:
-    # likewise a checkpoint from before balance_labeled existed (it was off)
-    if phase.balance_labeled is None:
-        return settings.balance_labeled is True
-    return bool(phase.balance_labeled)
-
-
-def _floored(phase: Phase, p_threshold, divider, divisions, passed):
+def _floored(phase: Phase, p_threshold: float, divider, divisions, passed):
     """``divisions`` with the noise floor applied, when it is on."""
     if not phase.noise_floor:
         return divisions
@@ -260,10 +238,10 @@ def _divide(settings, nets, data, divider, state: FitState, reporter, sample):
     divisions = divider.divide_all(losses, state.windows, seeds)
     phase = state.phase
     training = sample.data(data)
-    row = _end_of_warmup(settings, nets, training, divisions, epoch, phase, reporter)
+    row = _end_of_warmup(settings, nets, training, divisions, state, reporter)
     if row is None:
         used, notes = phase.keep_healthy(divisions, epoch, sample.scope)
-        used = _floored(phase, settings.p_threshold, divider, used, passed)
+        used = _floored(phase, phase.threshold(settings), divider, used, passed)
         stage = "mixmatch"
     else:
         used, notes, stage = None, [], "warmup_check"
@@ -331,7 +309,7 @@ def _final_division(nets, data, divider, state: FitState, seeds, settings):
     final = eval_pass(nets, data, with_proba=True)
     divisions = divider.divide_all(final.losses, state.windows, seeds)
     used, notes = state.phase.keep_healthy(divisions, settings.max_epochs)
-    used = _floored(state.phase, settings.p_threshold, divider, used, final)
+    used = _floored(state.phase, state.phase.threshold(settings), divider, used, final)
     notify_division(
         nets,
         epoch=state.epoch,
@@ -428,4 +406,7 @@ def _run_epochs(settings, nets, data, reporter, final_seeds, checkpoints) -> Loo
         ),
         stopped_in_warmup=state.phase.warmup_end is None,
         resumed_from_epoch=resumed_from,
+        p_threshold=state.phase.threshold(settings),
+        # a window from a checkpoint older than its size kept loss_window
+        loss_window=state.windows[0].size or settings.loss_window,
     )

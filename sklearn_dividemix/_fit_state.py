@@ -17,8 +17,21 @@ from typing import Any
 import numpy as np
 from skorch.history import History
 
-from ._division import Division, LossWindow
-from ._schedule import auto_warmup_epochs, warmup_limit
+from ._division import Division, LossWindow, auto_lambda_u
+from ._epoch_sample import divides_a_new_sample
+from ._schedule import (
+    DEFAULT_LOSS_WINDOW,
+    DEFAULT_P_THRESHOLD,
+    HIGH_NOISE_LOSS_WINDOW,
+    auto_alpha,
+    auto_balance_labeled,
+    auto_loss_window,
+    auto_p_threshold,
+    auto_rampup_epochs,
+    auto_warmup_epochs,
+    warmup_limit,
+)
+from ._selection import resolve_noise_floor
 
 __all__ = ["FitState", "LoopSettings", "Phase", "checkpoint_due"]
 
@@ -32,14 +45,16 @@ class LoopSettings:
     max_warmup_epochs: int = 15
     lr_decay: float = 0.1
     lambda_u: float | str = "auto"
-    p_threshold: float = 0.5
+    # 'auto': 0.5 until warm-up ends, then resolved from the first division
+    p_threshold: float | str = 0.5
     temperature: float = 0.5
     # 'auto': resolved when warm-up ends, from the first division
     alpha: float | str = 0.5
     # 'auto': resolved when warm-up ends, from the epochs left
     rampup_epochs: int | str = 16
     lr_warmup_epochs: int = 0
-    loss_window: int = 1
+    # 'auto': 1 until warm-up ends, then resolved from the first division
+    loss_window: int | str = 1
     confidence_penalty: bool = False
     division: str = "global"
     steps_per_epoch: str = "labeled"
@@ -69,6 +84,12 @@ class LoopSettings:
             values["warmup_epochs"],
             values.get("max_warmup_epochs", "auto"),
         )
+        sampled = divides_a_new_sample(
+            values.get("samples_per_epoch"), values.get("divide_over", "sample")
+        )
+        if values.get("loss_window") == "auto" and sampled:
+            # each epoch's losses are of other rows: nothing to average
+            values["loss_window"] = DEFAULT_LOSS_WINDOW
         if values.get("lr_warmup_epochs", "auto") == "auto":
             # as lr='auto': the built-in small nets were tuned without it
             values["lr_warmup_epochs"] = 0 if params.get("module") is None else 1
@@ -101,6 +122,10 @@ class Phase:
     # balance_labeled as resolved when warm-up ends (None: not yet, or a
     # checkpoint written before it existed)
     balance_labeled: bool | None = None
+    # p_threshold and loss_window as resolved when warm-up ends (None: not
+    # yet, or a checkpoint written before they could be 'auto')
+    p_threshold: float | None = None
+    loss_window: int | None = None
     rampup_epochs: int = 0
     # each net's share of unlabeled samples at the first division
     first_noise_rates: list[float] | None = None
@@ -109,6 +134,65 @@ class Phase:
     separation: float | None = None
     # per net: (epoch, division, scope) of its last bimodal division, or None
     healthy: list = field(default_factory=lambda: [None, None])
+
+    def end_warmup(
+        self,
+        settings: LoopSettings,
+        epoch: int,
+        first_noise_rates: list[float],
+        n_classes: int,
+    ) -> None:
+        """Warm-up ends at ``epoch``: resolve the ``'auto'`` settings.
+
+        ``lambda_u``, ``alpha``, ``balance_labeled``, ``p_threshold``,
+        ``loss_window`` and ``noise_floor`` set to ``'auto'`` are chosen from
+        the first division (``first_noise_rates``, each net's share of
+        flagged labels), the ramp-up from the epochs left.
+        """
+        self.warmup_end = epoch
+        self.first_noise_rates = list(first_noise_rates)
+        self.noise_floor = resolve_noise_floor(
+            settings.noise_floor, self.first_noise_rates
+        )
+        self.rampup_epochs = settings.rampup_epochs
+        if settings.rampup_epochs == "auto":
+            self.rampup_epochs = auto_rampup_epochs(settings.max_epochs - epoch)
+        # the estimated noise rate the 'auto' choices are made from
+        noise_rate = float(np.mean(self.first_noise_rates))
+        rules = {
+            "lambda_u": lambda rate: auto_lambda_u(rate, n_classes),
+            "alpha": auto_alpha,
+            "balance_labeled": auto_balance_labeled,
+            "p_threshold": auto_p_threshold,
+            "loss_window": auto_loss_window,
+        }
+        for name, rule in rules.items():
+            value = getattr(settings, name)
+            setattr(self, name, rule(noise_rate) if value == "auto" else value)
+
+    def mixup_alpha(self, settings: LoopSettings) -> float:
+        """Mixup's alpha in force (a checkpoint from before alpha could be
+        'auto' has no resolved one)."""
+        return settings.alpha if self.alpha is None else self.alpha
+
+    def balances_labeled(self, settings: LoopSettings) -> bool:
+        """Whether the labeled loss balances classes (a checkpoint from before
+        balance_labeled existed has none resolved: it was off)."""
+        if self.balance_labeled is None:
+            return settings.balance_labeled is True
+        return bool(self.balance_labeled)
+
+    def threshold(self, settings: LoopSettings) -> float:
+        """The clean probability above which a label is kept, now.
+
+        ``p_threshold='auto'`` is 0.5 until warm-up ends (the first division
+        is read at the paper's threshold), then the resolved value.
+        """
+        if self.p_threshold is not None:
+            return float(self.p_threshold)
+        if settings.p_threshold == "auto":
+            return DEFAULT_P_THRESHOLD
+        return float(settings.p_threshold)
 
     def keep_healthy(self, divisions: list[Division], epoch: int, scope=None):
         """Replace each degenerate division by the net's last bimodal one.
@@ -163,12 +247,32 @@ class FitState:
     rng: np.random.RandomState
     epoch: int = 0
 
+    def end_warmup(
+        self, settings: LoopSettings, first_noise_rates: list[float], n_classes: int
+    ) -> None:
+        """Warm-up ends now: resolve the ``'auto'`` settings
+        (:meth:`Phase.end_warmup`) and size the loss windows as resolved;
+        the next division averages the epochs they kept."""
+        self.phase.end_warmup(settings, self.epoch, first_noise_rates, n_classes)
+        if self.phase.loss_window is not None:
+            for window in self.windows:
+                window.size = int(self.phase.loss_window)
+
     @classmethod
-    def start(cls, n_nets: int, loss_window: int, seed: int) -> FitState:
-        """The state of a fit before its first epoch."""
+    def start(cls, n_nets: int, loss_window: int | str, seed: int) -> FitState:
+        """The state of a fit before its first epoch.
+
+        With ``loss_window='auto'`` the windows average one epoch until warm-up
+        ends but keep the most epochs 'auto' may ask for, so that the
+        division after it can average the warm-up's losses too.
+        """
+        if loss_window == "auto":
+            size, keep = DEFAULT_LOSS_WINDOW, HIGH_NOISE_LOSS_WINDOW
+        else:
+            size, keep = int(loss_window), None
         return cls(
             history=History(),
-            windows=[LossWindow(loss_window) for _ in range(n_nets)],
+            windows=[LossWindow(size, keep) for _ in range(n_nets)],
             phase=Phase(),
             rng=np.random.RandomState(seed),
         )

@@ -19,6 +19,8 @@ key                       value
 ``lambda_u``              the unlabeled weight (MixMatch rows)
 ``alpha``                 mixup's alpha (MixMatch rows)
 ``balance_labeled``       whether the labeled loss balanced classes (same)
+``p_threshold``           the clean probability a kept label passed (same)
+``loss_window``           epochs of losses each division averaged (same)
 ``unlabeled_weight``      its ramped value at the end of the epoch
 ``lr``                    learning rate of net 1's first parameter group
 ``notes``                 list of str: what the verdict should know
@@ -36,10 +38,12 @@ __all__ = [
     "EPOCH",
     "INTERRUPTED",
     "LAMBDA_U",
+    "LOSS_WINDOW",
     "LR",
     "MIXMATCH",
     "NOTES",
     "PHASE",
+    "P_THRESHOLD",
     "UNLABELED_WEIGHT",
     "WARMUP",
     "completed",
@@ -55,6 +59,8 @@ PHASE = "phase"
 LAMBDA_U = "lambda_u"
 ALPHA = "alpha"
 BALANCE_LABELED = "balance_labeled"
+P_THRESHOLD = "p_threshold"
+LOSS_WINDOW = "loss_window"
 UNLABELED_WEIGHT = "unlabeled_weight"
 LR = "lr"
 NOTES = "notes"

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._history import (
     EPOCH,
+    P_THRESHOLD,
     PHASE,
     WARMUP,
     completed,
@@ -271,23 +272,30 @@ class LossDivisionDisplay:
         clf = _fitted_dividemix(estimator)
         if net not in _NETS:
             raise ValueError(f"net must be 1 or 2; got {net!r}.")
+        # the threshold in force then (p_threshold='auto' resolves late; a
+        # model saved before it could be 'auto' has only p_threshold)
+        threshold = getattr(clf, "p_threshold_", clf.p_threshold)
         if epoch is None:
             division = clf.final_divisions_[net - 1]
         else:
-            division = _history_division(clf.history_, epoch, net)
+            division, threshold = _history_division(clf.history_, epoch, net, threshold)
         display = cls(
             histogram=division["histogram"],
             means=division["means"],
             variances=division["variances"],
             weights=division["weights"],
-            p_threshold=clf.p_threshold,
+            p_threshold=threshold,
             epoch=epoch,
             net=net,
         )
         return display.plot(ax=ax)
 
 
-def _history_division(history, epoch: int, net: int) -> dict:
+def _history_division(
+    history, epoch: int, net: int, threshold: float
+) -> tuple[dict, float]:
+    """Net ``net``'s division of ``epoch`` and the threshold it was read at
+    (``threshold`` where the row does not say)."""
     rows = {row[EPOCH]: row for row in completed(history)}
     divided = [k for k, row in rows.items() if row.get(division_key(net))]
     if epoch not in divided:
@@ -297,7 +305,8 @@ def _history_division(history, epoch: int, net: int) -> dict:
             f"the epochs after warm-up ({available}). Use epoch=None for the "
             "division after the last epoch."
         )
-    return rows[epoch][division_key(net)]
+    row = rows[epoch]
+    return row[division_key(net)], row.get(P_THRESHOLD, threshold)
 
 
 class TrainingCurvesDisplay:

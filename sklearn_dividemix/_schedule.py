@@ -17,10 +17,14 @@ __all__ = [
     "AUTO_MIXUP_ALPHA",
     "AUTO_MIXUP_NOISE",
     "AUTO_WARMUP_STEPS",
+    "HIGH_NOISE_LOSS_WINDOW",
+    "HIGH_NOISE_P_THRESHOLD",
     "MAX_AUTO_RAMPUP",
     "MAX_AUTO_WARMUP",
     "auto_alpha",
     "auto_balance_labeled",
+    "auto_loss_window",
+    "auto_p_threshold",
     "auto_rampup_epochs",
     "auto_warmup_epochs",
     "warmup_limit",
@@ -52,6 +56,20 @@ AUTO_MIXUP_ALPHA = 0.5
 # count says little: paired runs moved by -0.9 to +0.8 points (Fashion-MNIST
 # at 50 and 80 %, CIFAR-10 at 80 %).
 AUTO_BALANCE_NOISE = AUTO_MIXUP_NOISE
+# loss_window='auto' and p_threshold='auto': the paper's settings for its
+# noisiest rows (losses averaged over 5 epochs, a sample labeled only above a
+# clean probability of 0.6) where the first division flags at least
+# AUTO_HIGH_NOISE of the labels; elsewhere 1 and 0.5, as before. Measured on
+# CIFAR-10 at 80 % (40 epochs, seed 2, paired): the divisions kept 3 in 10
+# labels where 7 in 10 are wrong (precision 0.97, recall 0.38); the window
+# and the threshold together raised the recall to 0.42 and test accuracy
+# from 43.4 to 44.7 %, the window alone changed nothing (43.4 %).
+AUTO_HIGH_NOISE = AUTO_MIXUP_NOISE
+HIGH_NOISE_LOSS_WINDOW = 5
+HIGH_NOISE_P_THRESHOLD = 0.6
+# what 'auto' uses until warm-up ends (and, below the boundary, after it)
+DEFAULT_LOSS_WINDOW = 1
+DEFAULT_P_THRESHOLD = 0.5
 
 
 def auto_warmup_epochs(max_epochs: int, steps_per_epoch: int | None = None) -> int:
@@ -119,3 +137,27 @@ def auto_balance_labeled(noise_rate: float) -> bool:
     mostly right and its class counts are worth evening out.
     """
     return bool(noise_rate < AUTO_BALANCE_NOISE)
+
+
+def auto_loss_window(noise_rate: float) -> int:
+    """``loss_window='auto'``, from the estimated noise rate.
+
+    :data:`HIGH_NOISE_LOSS_WINDOW` epochs of losses averaged where the first
+    division after warm-up flags at least :data:`AUTO_HIGH_NOISE` of the
+    labels, one epoch (no averaging) below.
+    """
+    if noise_rate >= AUTO_HIGH_NOISE:
+        return HIGH_NOISE_LOSS_WINDOW
+    return DEFAULT_LOSS_WINDOW
+
+
+def auto_p_threshold(noise_rate: float) -> float:
+    """``p_threshold='auto'``, from the estimated noise rate.
+
+    :data:`HIGH_NOISE_P_THRESHOLD` where the first division after warm-up
+    flags at least :data:`AUTO_HIGH_NOISE` of the labels (a label is kept
+    only on stronger evidence), the paper's 0.5 below.
+    """
+    if noise_rate >= AUTO_HIGH_NOISE:
+        return HIGH_NOISE_P_THRESHOLD
+    return DEFAULT_P_THRESHOLD

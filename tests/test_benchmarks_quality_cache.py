@@ -156,3 +156,25 @@ def test_a_run_stands_for_balance_labeled_auto_where_it_resolves_to_it(
     assert (
         cache.get(_cell(Budget(max_epochs=20, dividemix=auto), 6000)) is not None
     ) is found
+
+
+@pytest.mark.parametrize(
+    "ran_with, rates, found",
+    [
+        # the earlier defaults' threshold and window: what 'auto' keeps below
+        # 30 %, and warm-up is the same fit
+        ({"p_threshold": 0.5, "loss_window": 1}, [0.16, 0.18], True),
+        ({"p_threshold": 0.5, "loss_window": 1}, [0.42, 0.44], False),
+        # the values 'auto' picks above 30 %, set from the start: warm-up read
+        # its divisions at 0.6 over a window, which 'auto' never does
+        ({"p_threshold": 0.6, "loss_window": 5}, [0.42, 0.44], False),
+        ({"p_threshold": 0.6, "loss_window": 5}, [0.16, 0.18], False),
+    ],
+)
+def test_a_run_stands_for_threshold_and_window_auto_only_with_their_warmup_values(
+    tmp_path, ran_with, rates, found
+):
+    cache = RunCache(tmp_path / "runs.jsonl", FIELDS)
+    ran = _cell(Budget(max_epochs=20, dividemix=ran_with), 6000)
+    cache.add(ran, {"extra": {"first_noise_rates": rates}})
+    assert (cache.get(_cell(Budget(max_epochs=20), 6000)) is not None) is found

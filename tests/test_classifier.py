@@ -58,7 +58,7 @@ def test_fitted_attributes_and_predictions(noisy_digits):
     np.testing.assert_array_equal(clf.classes_, np.arange(10))
     assert clf.clean_proba_.shape == (300,)
     assert ((clf.clean_proba_ >= 0) & (clf.clean_proba_ <= 1)).all()
-    np.testing.assert_array_equal(clf.clean_mask_, clf.clean_proba_ > clf.p_threshold)
+    np.testing.assert_array_equal(clf.clean_mask_, clf.clean_proba_ > clf.p_threshold_)
     proba = clf.predict_proba(d["X_test"])
     assert proba.shape == (len(d["X_test"]), 10)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)

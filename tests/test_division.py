@@ -154,3 +154,26 @@ def test_loss_window_of_one_is_no_averaging():
     window = LossWindow(1)
     window.update(np.array([0.2, 0.4]))
     assert_allclose(window.update(np.array([0.9, 0.1])), [0.9, 0.1])
+
+
+def test_a_window_resized_later_averages_what_it_kept():
+    # loss_window='auto': one epoch until warm-up ends, then five, the
+    # epochs divided before the resize included
+    window = LossWindow(1, keep=5)
+    for epoch in range(3):
+        averaged = window.update(np.array([float(epoch)]))
+    assert_allclose(averaged, [2.0])
+    window.size = 5
+    assert_allclose(window.update(np.array([3.0])), [1.5])  # epochs 0..3
+    for epoch in range(4, 8):
+        averaged = window.update(np.array([float(epoch)]))
+    assert_allclose(averaged, [5.0])  # epochs 3..7: never more than kept
+
+
+def test_a_window_from_an_older_checkpoint_averages_all_it_keeps():
+    # unpickled from before the size was stored: no instance attribute
+    window = LossWindow(3)
+    del window.size
+    for epoch in range(4):
+        averaged = window.update(np.array([float(epoch)]))
+    assert_allclose(averaged, [2.0])  # epochs 1..3, as it did then

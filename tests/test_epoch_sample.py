@@ -157,3 +157,13 @@ def test_a_loss_window_over_different_samples_is_refused(noisy_digits):
         clf.fit(X, y)
     clf.set_params(divide_over="all").fit(X, y)
     assert clf.clean_proba_.shape == (200,)
+
+
+def test_an_auto_loss_window_stays_one_over_different_samples(noisy_digits):
+    X, y = noisy_digits["X_train"][:200], noisy_digits["y_noisy"][:200]
+    # 60 % wrong labels: above the boundary 'auto' would average five epochs
+    rng = np.random.RandomState(0)
+    y = np.where(rng.rand(len(y)) < 0.6, rng.randint(0, 10, len(y)), y)
+    clf = DivideMixClassifier(**FIT, samples_per_epoch=100).fit(X, y)
+    assert clf.loss_window == "auto" and clf.loss_window_ == 1
+    assert clf.p_threshold_ == 0.6  # the threshold is resolved all the same

@@ -29,6 +29,8 @@ def test_rows_carry_the_declared_keys(blobs):
             schema.LAMBDA_U,
             schema.ALPHA,
             schema.BALANCE_LABELED,
+            schema.P_THRESHOLD,
+            schema.LOSS_WINDOW,
         }
         assert row[schema.PHASE] == schema.MIXMATCH
     assert schema.loss_key(2) == "loss_net2"

@@ -112,7 +112,7 @@ def test_loss_division_after_last_epoch(fitted, net):
     division = fitted.final_divisions_[net - 1]
     np.testing.assert_array_equal(display.histogram, division["histogram"])
     assert display.means == division["means"]
-    assert display.p_threshold == fitted.p_threshold
+    assert display.p_threshold == fitted.p_threshold_
     assert display.histogram.sum() == N_SAMPLES
     bars = [*display.bars_["labeled"], *display.bars_["unlabeled"]]
     assert len(bars) == 50

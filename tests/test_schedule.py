@@ -9,10 +9,15 @@ from sklearn_dividemix import DivideMixClassifier, UntrustedFitWarning
 from sklearn_dividemix._epoch_sample import epoch_steps
 from sklearn_dividemix._epochs import LoopSettings
 from sklearn_dividemix._schedule import (
+    AUTO_HIGH_NOISE,
     AUTO_MIXUP_ALPHA,
     AUTO_MIXUP_NOISE,
+    HIGH_NOISE_LOSS_WINDOW,
+    HIGH_NOISE_P_THRESHOLD,
     auto_alpha,
     auto_balance_labeled,
+    auto_loss_window,
+    auto_p_threshold,
     auto_rampup_epochs,
     auto_warmup_epochs,
     warmup_limit,
@@ -158,6 +163,10 @@ def test_auto_balance_labeled_below_the_same_boundary(noise_rate, expected):
         ("alpha", 0.6, AUTO_MIXUP_ALPHA),
         ("balance_labeled", 0.1, True),
         ("balance_labeled", 0.6, False),
+        # below the boundary the threshold and the window keep the values
+        # warm-up used, so 'auto' is that fit (above it, see the next test)
+        ("p_threshold", 0.1, 0.5),
+        ("loss_window", 0.1, 1),
     ],
 )
 def test_auto_is_the_fit_of_the_value_it_resolves_to(name, noise_rate, expected):
@@ -185,3 +194,57 @@ def test_auto_is_the_fit_of_the_value_it_resolves_to(name, noise_rate, expected)
         np.testing.assert_array_equal(
             getattr(fits["auto"], name), getattr(fits[expected], name)
         )
+
+
+@pytest.mark.parametrize(
+    "noise_rate, threshold, window",
+    [
+        (0.0, 0.5, 1),
+        (0.25, 0.5, 1),  # Fashion-MNIST's first division at 20 %
+        (AUTO_HIGH_NOISE, HIGH_NOISE_P_THRESHOLD, HIGH_NOISE_LOSS_WINDOW),
+        (0.45, 0.6, 5),  # CIFAR-10's at 80 %: 7 in 10 kept labels wrong
+    ],
+)
+def test_auto_threshold_and_window_are_the_papers_high_noise_settings(
+    noise_rate, threshold, window
+):
+    assert auto_p_threshold(noise_rate) == threshold
+    assert auto_loss_window(noise_rate) == window
+
+
+def test_auto_threshold_and_window_change_the_fit_only_after_warmup():
+    """Above the boundary warm-up is the fit of 0.5 and 1 (its divisions
+    are read at those); MixMatch then keeps a label above 0.6 and averages
+    the last five epochs' losses, the warm-up's included."""
+    from sklearn.datasets import load_digits
+
+    from sklearn_dividemix import make_noisy_labels
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype("float32")
+    y_noisy, _ = make_noisy_labels(y, noise_rate=0.6, random_state=0)
+    params = dict(max_epochs=6, warmup_epochs=2, max_warmup_epochs=2, random_state=0)
+    fits = {}
+    for name, extra in {
+        "auto": {},
+        "fixed": dict(p_threshold=0.5, loss_window=1),
+    }.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits[name] = DivideMixClassifier(**params, **extra).fit(X, y_noisy)
+    auto, fixed = fits["auto"], fits["fixed"]
+    assert (auto.p_threshold_, auto.loss_window_) == (0.6, 5)
+    assert (fixed.p_threshold_, fixed.loss_window_) == (0.5, 1)
+    np.testing.assert_array_equal(auto.clean_mask_, auto.clean_proba_ > 0.6)
+    rows = {name: list(fit.history_) for name, fit in fits.items()}
+    # the same warm-up and the same first division (the one that resolved),
+    # which MixMatch then reads at 0.6
+    for key in ("loss_net1", "loss_net2"):
+        assert [r[key] for r in rows["auto"][:2]] == [r[key] for r in rows["fixed"][:2]]
+    means = {k: [r["gmm_means_net1"] for r in rows[k][2:4]] for k in rows}
+    assert means["auto"][0] == means["fixed"][0]
+    assert rows["auto"][2]["labeled_net1"] < rows["fixed"][2]["labeled_net1"]
+    mixmatch = [r for r in rows["auto"] if r["phase"] == "mixmatch"]
+    assert all(r["p_threshold"] == 0.6 and r["loss_window"] == 5 for r in mixmatch)
+    # from the second MixMatch epoch the divisions average several epochs
+    assert means["auto"][1] != means["fixed"][1]

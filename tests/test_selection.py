@@ -111,9 +111,9 @@ def test_noise_floor_in_a_fit_flags_at_least_the_contradicted_share(noisy_digits
     assert rate > 0.2  # 40 % of the labels are wrong: the floor has work to do
     for net in (clf.net1_, clf.net2_):
         raw, used = dict(net.callbacks_)["used"].final
-        flagged = used.clean_proba <= clf.p_threshold
+        flagged = used.clean_proba <= clf.p_threshold_
         # never fewer flags than the mixture gave, at least the rate per class
-        assert np.all(flagged >= (raw.clean_proba <= clf.p_threshold))
+        assert np.all(flagged >= (raw.clean_proba <= clf.p_threshold_))
         for c in range(10):
             members = encoded == c
             assert flagged[members].sum() >= np.ceil(rate * members.sum())

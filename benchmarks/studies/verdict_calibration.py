@@ -156,7 +156,9 @@ def collect(est, X, y_true, flipped, X_test, y_test):
     stopped_in_warmup = not any(r.get("phase") == "mixmatch" for r in rows)
     first_rates = None
     if not stopped_in_warmup:
-        first_rates = [estimate_noise_rate([d], est.p_threshold) for d in calls[0][0]]
+        # the first division is read at the threshold before 'auto' resolved
+        before = 0.5 if est.p_threshold == "auto" else est.p_threshold
+        first_rates = [estimate_noise_rate([d], before) for d in calls[0][0]]
     y_true_enc = np.searchsorted(est.classes_, y_true)
     return {
         "divisions": calls[-1][1],
@@ -164,7 +166,7 @@ def collect(est, X, y_true, flipped, X_test, y_test):
         "predictions": predictions,
         "labels": est._train_labels,
         "n_classes": len(est.classes_),
-        "p_threshold": est.p_threshold,
+        "p_threshold": est.p_threshold_,
         "first_noise_rates": first_rates,
         "stopped_in_warmup": stopped_in_warmup,
         "notes": [n for r in rows for n in r.get("notes", [])],
