@@ -64,7 +64,7 @@ def _used(name):
             "lr": est.history_[0]["lr"],
             "momentum": net.optimizer_.param_groups[0]["momentum"],
             "unlabeled_weight": est.history_[-1]["unlabeled_weight"],
-            "p_threshold": est.p_threshold,
+            "p_threshold": est.p_threshold_,
         }[name]
 
     return read
@@ -89,7 +89,12 @@ def searches(blobs):
             # The paper's 16-epoch ramp-up keeps that weight small in four
             # epochs ('auto' would reach the full 25 in the last one).
             DivideMixClassifier(
-                **LEARNING, lambda_u=25.0, rampup_epochs=16, normalize=False
+                **LEARNING,
+                lambda_u=25.0,
+                rampup_epochs=16,
+                normalize=False,
+                # fixed, as lambda_u: 'auto' reads the noise of each fold
+                p_threshold=0.5,
             ),
             GRID,
             scoring=SCORING,
