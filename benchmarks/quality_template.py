@@ -20,8 +20,9 @@ optimizer and epoch budget, four ways to train a classifier on noisy labels:
   `division='per_class'`, `lambda_u=0`, `alpha='auto'` (mixup of 0.5 where
   the first division flags at least 30 % of the labels, none below),
   `balance_labeled='auto'` (a class-balanced labeled loss below 30 %, none
-  above), `steps_per_epoch='all'`, `noise_floor='auto'`,
-  `warmup_epochs='auto'`
+  above), `p_threshold='auto'` and `loss_window='auto'` (0.6 and a
+  five-epoch loss average from 30 % flagged, 0.5 and one epoch below),
+  `steps_per_epoch='all'`, `noise_floor='auto'`, `warmup_epochs='auto'`
   (about 200 optimiser steps:
   10 epochs on digits, 3 on 6,000 samples, 2 on 10,000) with the automatic
   extension, and no `confidence_penalty`, even under asymmetric noise.

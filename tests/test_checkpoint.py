@@ -260,3 +260,19 @@ def test_a_checkpoint_from_before_a_parameter_existed_ran_without_it(balance, re
     assert (differences == []) is resumes
     if not resumes:
         assert differences == [f"balance_labeled was False, is {balance!r}"]
+
+
+@pytest.mark.parametrize("epoch", [2, 3])
+def test_a_fit_that_resolved_the_high_noise_settings_resumes_bit_for_bit(
+    tmp_path, epoch
+):
+    # 60 % shifted labels: the first division (end of epoch 2) resolves
+    # p_threshold='auto' to 0.6 and loss_window='auto' to 5, and the windows
+    # (keeping the warm-up's losses) travel in the checkpoint
+    X, y = _script.data(noise=0.6)
+    uninterrupted = DivideMixClassifier(**PARAMS).fit(X, y)
+    assert (uninterrupted.p_threshold_, uninterrupted.loss_window_) == (0.6, 5)
+    _interrupted(X, y, tmp_path, epoch)
+    resumed = DivideMixClassifier(**PARAMS, checkpoint_dir=tmp_path).fit(X, y)
+    assert resumed.resumed_from_epoch_ == epoch
+    assert_same_fit(resumed, uninterrupted, X)
