@@ -21,7 +21,7 @@ optimizer and epoch budget, four ways to train a classifier on noisy labels:
   the first division flags at least 30 % of the labels, none below),
   `balance_labeled='auto'` (a class-balanced labeled loss below 30 %, none
   above), `p_threshold='auto'` and `loss_window='auto'` (0.6 and a
-  five-epoch loss average from 30 % flagged, 0.5 and one epoch below),
+  five-epoch loss average from 40 % flagged, 0.5 and one epoch below),
   `steps_per_epoch='all'`, `noise_floor='auto'`, `warmup_epochs='auto'`
   (about 200 optimiser steps:
   10 epochs on digits, 3 on 6,000 samples, 2 on 10,000) with the automatic

@@ -241,6 +241,8 @@ def run_row(make, X, y_noisy, flipped, X_test, y_test) -> dict:
         # what the fit-time 'auto' settings came to
         row["alpha_"] = clf.alpha_
         row["balance_labeled_"] = clf.balance_labeled_
+        row["p_threshold_"] = clf.p_threshold_
+        row["loss_window_"] = clf.loss_window_
     return row
 
 

@@ -116,7 +116,7 @@ class DivideMixClassifier(
     p_threshold : float or 'auto', default='auto'
         Clean probability above which a sample is labeled (paper: 0.5; 0.6 at
         90 % noise). ``'auto'`` is 0.5 until warm-up ends, then 0.6 where the
-        first division calls at least 30 % of the labels wrong and 0.5 below
+        first division calls at least 40 % of the labels wrong and 0.5 below
         (``p_threshold_``). See :ref:`parameters`.
     temperature : float, default=0.5
         Sharpening temperature (paper: 0.5).
@@ -178,7 +178,7 @@ class DivideMixClassifier(
     loss_window : int or 'auto', default='auto'
         Epochs of normalised losses averaged before the mixture is fitted
         (paper: 5 at 90 % noise, else 1). ``'auto'`` is 1 until warm-up
-        ends, then 5 where the first division calls at least 30 % of the
+        ends, then 5 where the first division calls at least 40 % of the
         labels wrong (the warm-up's last epochs count) and 1 below
         (``loss_window_``); 1 where each epoch divides a different sample
         (``samples_per_epoch`` with ``divide_over='sample'``).

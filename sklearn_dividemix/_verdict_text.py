@@ -90,7 +90,7 @@ ADVICE = {
         "warm up longer (warmup_epochs, max_warmup_epochs) so that the losses "
         "become bimodal",
         "at very high noise use loss_window=5 and p_threshold=0.6 (what 'auto' "
-        "picks where the first division flags 30 % of the labels or more)",
+        "picks where the first division flags 40 % of the labels or more)",
     ),
     "few": (
         "if few labels are wrong, rank the samples by clean_proba_ "

@@ -116,6 +116,9 @@ def test_run_row_records_what_the_auto_settings_came_to(max_epochs, divides):
         # a first division flagging about a tenth: balanced, no mixup
         assert 0.0 <= row["detection_f1"] <= 1.0
         assert row["balance_labeled_"] is True and row["alpha_"] == 0.0
+        # and the paper's threshold and a one-epoch window
+        assert (row["p_threshold_"], row["loss_window_"]) == (0.5, 1)
     else:
         # a fit that never left warm-up has no division to report
-        assert not {"detection_f1", "balance_labeled_", "alpha_"} & set(row)
+        chosen = {"detection_f1", "balance_labeled_", "alpha_", "p_threshold_"}
+        assert not chosen & set(row)

@@ -14,7 +14,7 @@ import torch
 from skorch.callbacks import Callback
 from torch.utils.data import TensorDataset
 
-from sklearn_dividemix import DivideMixClassifier
+from sklearn_dividemix import DivideMixClassifier, make_noisy_labels
 from sklearn_dividemix._checkpoint import (
     CheckpointWarning,
     Fingerprint,
@@ -266,10 +266,12 @@ def test_a_checkpoint_from_before_a_parameter_existed_ran_without_it(balance, re
 def test_a_fit_that_resolved_the_high_noise_settings_resumes_bit_for_bit(
     tmp_path, epoch
 ):
-    # 60 % shifted labels: the first division (end of epoch 2) resolves
-    # p_threshold='auto' to 0.6 and loss_window='auto' to 5, and the windows
-    # (keeping the warm-up's losses) travel in the checkpoint
-    X, y = _script.data(noise=0.6)
+    # 60 % symmetric noise: the first division (end of epoch 2) flags half
+    # the labels and resolves p_threshold='auto' to 0.6 and loss_window='auto'
+    # to 5, and the windows (keeping the warm-up's losses) travel in the
+    # checkpoint
+    X, y = _script.data(noise=0.0)
+    y, _ = make_noisy_labels(y, noise_rate=0.6, random_state=0)
     uninterrupted = DivideMixClassifier(**PARAMS).fit(X, y)
     assert (uninterrupted.p_threshold_, uninterrupted.loss_window_) == (0.6, 5)
     _interrupted(X, y, tmp_path, epoch)
