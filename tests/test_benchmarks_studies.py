@@ -71,3 +71,55 @@ def test_epoch_sampling_quick_run_writes_both_divisions(tmp_path):
     assert len(saved["rows"]) == 2
     page = (tmp_path / "epoch_sampling.md").read_text()
     assert "`divide_over='sample'`" in page and "`divide_over='all'`" in page
+
+
+def _study_arrays(clean_proba, seed=0, n=600, k=3):
+    """Arrays as estimated_accuracy caches them: 30 % symmetric flips."""
+    rng = np.random.RandomState(seed)
+    y_train = rng.randint(k, size=n)
+    flip = rng.rand(n) < 0.3
+    given = np.where(flip, (y_train + rng.randint(1, k, size=n)) % k, y_train)
+    y_test = rng.randint(k, size=n)
+    y_test_noisy = np.where(rng.rand(n) < 0.3, (y_test + 1) % k, y_test)
+    return {
+        "given": given,
+        "clean_proba": clean_proba(flip),
+        # the nets' belief: the true class, as a perfect fit would have it
+        "train_proba": np.eye(k)[y_train],
+        "y_train": y_train,
+        "y_test": y_test,
+        "y_test_noisy": y_test_noisy,
+        "y_pred": np.where(rng.rand(n) < 0.8, y_test, (y_test + 2) % k),
+        "fit_s": np.float64(1.0),
+        "p_threshold": np.float64(0.5),
+    }
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_estimated_accuracy_splits_the_error_into_sampling_and_the_fits_T(seed):
+    from benchmarks.studies import estimated_accuracy
+
+    # a division that is right: the fit's T is the realised one, and the two
+    # errors are the same (sampling only)
+    right = estimated_accuracy.score(
+        _study_arrays(lambda flip: (~flip).astype(float), seed), {"seed": seed}
+    )
+    assert right["error"] == pytest.approx(right["error_true_transition"])
+    assert right["flagged_share"] == pytest.approx(right["train_noise_rate"])
+    assert right["in_doubt_share"] == 0.0
+    # a division that believes every label: T is the identity, the estimate
+    # is the noisy accuracy, while the error from the true T stays as it was
+    blind = estimated_accuracy.score(
+        _study_arrays(lambda flip: np.ones(flip.shape), seed), {"seed": seed}
+    )
+    assert blind["estimated_clean_accuracy"] == pytest.approx(blind["noisy_accuracy"])
+    assert blind["error_true_transition"] == pytest.approx(
+        right["error_true_transition"]
+    )
+    assert blind["error"] < blind["error_true_transition"] - 0.1
+    assert blind["flagged_share"] == 0.0
+    # doubt: clean probabilities strictly between 0.1 and 0.9
+    half = estimated_accuracy.score(
+        _study_arrays(lambda flip: np.where(flip, 0.3, 0.95), seed), {"seed": seed}
+    )
+    assert half["in_doubt_share"] == pytest.approx(half["train_noise_rate"])

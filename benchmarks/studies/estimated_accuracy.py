@@ -11,10 +11,10 @@ with the accuracy on the true test labels, which a user would not have.
 Each cell is fitted twice: on the pixels as given (``normalize=False``, they
 are already in [0, 1]; what ``normalize='auto'`` does with feature vectors)
 and with per-feature standardisation (``normalize=True``), which changes how
-well the fit's division matches the true noise and so how good the estimate is. The arrays
-each estimate is computed from are cached under ``benchmarks/cache/``, so a
-rerun (``--from-cache``) re-scores without refitting. Results go to
-``benchmarks/results/estimated_accuracy.json`` and
+well the fit's division matches the true noise and so how good the estimate
+is. The arrays each estimate is computed from are cached under
+``benchmarks/cache/``, so a rerun (``--from-cache``) re-scores without
+refitting. Results go to ``benchmarks/results/estimated_accuracy.json`` and
 ``docs/estimated_accuracy.md``.
 
 Usage (from the repository root)::
